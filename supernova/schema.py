@@ -1,0 +1,161 @@
+"""The columns of every artifact, defined once.
+
+Every task item, whatever its origin, has the same fields (:data:`ITEM`); the other artifacts
+extend it or refer to it by ``uid``. Artifacts are Parquet files readable by pandas and by
+``datasets.load_dataset("parquet", data_files=...)``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .errors import InputError
+from .io import atomic_path
+
+ANSWER_TYPES = ("mcq", "exact", "numeric")
+
+#: One verifiable question. ``meta`` is a JSON object serialised as a string (its keys differ
+#: between tasks); ``choices`` is empty unless ``answer_type == "mcq"``, in which case ``answer``
+#: is the letter of the gold choice ("A", "B", ...).
+ITEM = pa.schema([
+    ("uid", pa.string()),          # stable content hash of task, question, choices and answer
+    ("source", pa.string()),       # where it came from: "reasoning_gym:<name>", "superni:<path>", ...
+    ("task", pa.string()),         # source task or target sub-task name
+    ("skill", pa.string()),        # reasoning type / category used for diversity
+    ("question", pa.string()),
+    ("answer", pa.string()),
+    ("choices", pa.list_(pa.string())),
+    ("answer_type", pa.string()),
+    ("meta", pa.string()),
+])
+
+#: Source items with the base model's probe results.
+PROBE = pa.schema(list(ITEM) + [
+    ("n", pa.int32()),             # samples drawn
+    ("correct", pa.int32()),       # samples judged correct by the shared checker
+    ("pass_rate", pa.float64()),   # correct / n
+    ("kept", pa.bool_()),          # passes the difficulty filter
+    ("drop_reason", pa.string()),  # "", "all_correct", "all_wrong", "below_band", "above_band"
+])
+
+#: Per-item evaluation counts of one model on target items.
+EVAL = pa.schema([
+    ("model", pa.string()),        # "base", "trained", or "score:<source task>"
+    ("task", pa.string()),         # target sub-task
+    ("uid", pa.string()),
+    ("n", pa.int32()),
+    ("correct", pa.int32()),
+    ("sample", pa.string()),       # first completion, kept for inspection
+])
+
+#: Utility of a source task for a target sub-task: pass@k of the task's RL checkpoint minus
+#: the base model's, on the target's dev split, with a bootstrap confidence interval.
+UTILITY = pa.schema([
+    ("source_task", pa.string()),
+    ("target_task", pa.string()),
+    ("seed", pa.int32()),
+    ("k", pa.int32()),
+    ("base", pa.float64()),
+    ("trained", pa.float64()),
+    ("utility", pa.float64()),
+    ("ci_low", pa.float64()),
+    ("ci_high", pa.float64()),
+    ("n_items", pa.int32()),
+    ("method", pa.string()),       # "rl" or a proxy such as "gradient"
+])
+
+#: Items selected for SFT, with why they were selected.
+SFT = pa.schema(list(ITEM) + [
+    ("pass_rate", pa.float64()),
+    ("loss", pa.float64()),        # base model's mean token loss on the gold answer given the question
+    ("ifd", pa.float64()),         # loss(answer | question) / loss(answer)
+    ("sft_score", pa.float64()),   # the score the selection ranked by
+])
+
+
+def item_uid(task: str, question: str, answer: str, choices: list[str] | tuple = ()) -> str:
+    """A stable 16-hex-digit content hash; the same item always gets the same uid."""
+    payload = json.dumps([task, question, list(choices), answer], ensure_ascii=False)
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:16]
+
+
+@dataclass
+class Item:
+    """One verifiable question in the shared schema."""
+
+    source: str
+    task: str
+    skill: str
+    question: str
+    answer: str
+    choices: list[str] = field(default_factory=list)
+    answer_type: str = "exact"
+    meta: dict[str, Any] = field(default_factory=dict)
+    uid: str = ""
+
+    def __post_init__(self):
+        if self.answer_type not in ANSWER_TYPES:
+            raise InputError(f"answer_type must be one of {ANSWER_TYPES}, got {self.answer_type!r}",
+                             task=self.task, field="answer_type")
+        if not self.uid:
+            self.uid = item_uid(self.task, self.question, self.answer, self.choices)
+
+    def to_row(self) -> dict[str, Any]:
+        return {"uid": self.uid, "source": self.source, "task": self.task, "skill": self.skill,
+                "question": self.question, "answer": self.answer, "choices": list(self.choices),
+                "answer_type": self.answer_type,
+                "meta": json.dumps(self.meta, ensure_ascii=False, sort_keys=True, default=str)}
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> "Item":
+        return cls(source=row["source"], task=row["task"], skill=row["skill"],
+                   question=row["question"], answer=row["answer"],
+                   choices=list(row["choices"] if row["choices"] is not None else []),
+                   answer_type=row["answer_type"], meta=json.loads(row["meta"] or "{}"),
+                   uid=row["uid"])
+
+
+def items_frame(items: list[Item]) -> pd.DataFrame:
+    return pd.DataFrame([it.to_row() for it in items], columns=ITEM.names)
+
+
+def conform(df: pd.DataFrame, schema: pa.Schema, *, name: str = "artifact") -> pa.Table:
+    """Check that ``df`` has the schema's columns and convert it to an Arrow table in that order."""
+    missing = [c for c in schema.names if c not in df.columns]
+    if missing:
+        raise InputError(f"missing columns {missing}", file=name, field=missing[0])
+    return pa.Table.from_pandas(df[schema.names].reset_index(drop=True), schema=schema,
+                                preserve_index=False)
+
+
+def write_table(path: str | os.PathLike, df: pd.DataFrame, schema: pa.Schema) -> None:
+    """Write ``df`` as Parquet with exactly ``schema``'s columns, atomically."""
+    table = conform(df, schema, name=str(path))
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
+
+
+def read_table(path: str | os.PathLike, schema: pa.Schema) -> pd.DataFrame:
+    """Read a Parquet artifact and check it has ``schema``'s columns."""
+    if not os.path.exists(path):
+        raise InputError("artifact not found (run the stage that produces it)", file=str(path))
+    df = pq.read_table(path).to_pandas()
+    missing = [c for c in schema.names if c not in df.columns]
+    if missing:
+        raise InputError(f"missing columns {missing}", file=str(path), field=missing[0])
+    df = df[schema.names]
+    if "choices" in df.columns:
+        df["choices"] = df["choices"].map(lambda c: [] if c is None else list(c))
+    return df
+
+
+def frame_items(df: pd.DataFrame) -> list[Item]:
+    return [Item.from_row(r) for r in df[ITEM.names].to_dict("records")]

@@ -1,0 +1,95 @@
+"""Source kinds: each turns one ``ingest.sources``/``ingest.targets`` entry into per-task items.
+
+A kind is a function ``load(entry: dict, seed: int) -> list[TaskItems]`` registered with
+:func:`register`; the entry's ``kind`` field selects it. Every kind builds its items through
+:func:`supernova.formats.make_items`, so the multiple-choice and exact formats are the same
+whatever the origin.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from ..errors import InputError, ParamsError
+from ..schema import Item
+
+TASK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+#: Entry fields every kind accepts, with their defaults.
+COMMON_FIELDS: dict[str, Any] = {
+    "kind": None,
+    "format": "auto",       # auto | mcq | exact
+    "num_choices": 4,       # options per multiple-choice item built with distractors
+    "label_set_max": 8,     # at most this many distinct answers make a label set
+    "max_items": None,      # cap per task (after shuffling with the seed)
+    "seed": None,           # defaults to the pipeline seed
+    "skill": None,          # override the skill the kind derives
+}
+
+
+@dataclass
+class TaskItems:
+    """The items one task contributes, with what ingest reports about it."""
+
+    task: str
+    items: list[Item]
+    format: str
+    origin: str                       # file or generator the items came from
+    skipped: dict[str, int] = field(default_factory=dict)   # reason -> count
+
+
+Loader = Callable[[dict, int], list[TaskItems]]
+KINDS: dict[str, tuple[Loader, dict[str, Any]]] = {}
+
+
+def register(kind: str, fields: dict[str, Any]):
+    """Register a loader for ``kind`` accepting ``fields`` (name -> default; None = optional)."""
+    def deco(fn: Loader) -> Loader:
+        KINDS[kind] = (fn, fields)
+        return fn
+    return deco
+
+
+def check_task_name(name: str, *, file: str | None = None) -> str:
+    if not TASK_NAME.match(name or ""):
+        raise InputError(f"task name {name!r} must match {TASK_NAME.pattern} (it names artifact files)",
+                         file=file, task=name, field="task")
+    return name
+
+
+def resolve_entry(entry: Any, where: str, seed: int) -> dict[str, Any]:
+    """Validate an entry against its kind's fields and fill in defaults."""
+    if not isinstance(entry, dict):
+        raise ParamsError(f"each entry must be a mapping with a 'kind', got {type(entry).__name__}",
+                          file="params.yaml", field=where)
+    kind = entry.get("kind")
+    if kind not in KINDS:
+        raise ParamsError(f"unknown kind {kind!r}; known kinds: {sorted(KINDS)}", file="params.yaml",
+                          field=f"{where}.kind")
+    _, fields = KINDS[kind]
+    allowed = {**COMMON_FIELDS, **fields}
+    unknown = sorted(set(entry) - set(allowed))
+    if unknown:
+        raise ParamsError(f"unknown field for kind {kind}; allowed: {sorted(allowed)}",
+                          file="params.yaml", field=f"{where}.{unknown[0]}")
+    resolved = {**allowed, **entry}
+    if resolved["seed"] is None:
+        resolved["seed"] = seed
+    return resolved
+
+
+def load_entry(entry: Any, where: str, seed: int) -> list[TaskItems]:
+    resolved = resolve_entry(entry, where, seed)
+    loader, _ = KINDS[resolved["kind"]]
+    return loader(resolved, resolved["seed"])
+
+
+def format_kwargs(entry: dict[str, Any]) -> dict[str, Any]:
+    return {"fmt": entry["format"], "num_choices": int(entry["num_choices"]),
+            "label_set_max": int(entry["label_set_max"]), "seed": int(entry["seed"])}
+
+
+# Register the built-in kinds.
+from . import reasoning_gym  # noqa: E402,F401

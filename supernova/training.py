@@ -1,0 +1,270 @@
+"""SFT and GRPO with TRL, shared by the utility runs (score) and rl-train.
+
+:class:`GRPOSettings` and :class:`SFTSettings` are the only training knobs; they map onto TRL's
+``GRPOConfig``/``SFTConfig``. The reward is :func:`supernova.answer.reward` — the same checker that
+probe and evaluate use — plus an optional length penalty (off by default).
+
+Runs are resumable: with a ``scratch_dir`` the trainer saves checkpoints there, tagged with a
+fingerprint of everything that determines the run; a rerun with the same fingerprint resumes from
+the last checkpoint, a rerun with a different one starts over.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .answer import reward as answer_reward
+from .errors import ParamsError
+from .io import atomic_path
+from .prompts import PromptConfig, gold_completion, messages
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class GRPOSettings:
+    """GRPO hyper-parameters (TRL ``GRPOTrainer``). Defaults follow the SuperNova recipe where it
+    applies at this scale: β = 0, clip ε = 0.2 / ε_high = 0.28, group size 4, temperature 0.7.
+
+    Attributes:
+        max_steps: optimizer steps.
+        prompts_per_step: distinct prompts per step; each gets ``num_generations`` completions.
+        num_generations: group size.
+        learning_rate: AdamW learning rate.
+        max_completion_length: completion budget in tokens.
+        temperature: sampling temperature of the rollouts.
+        beta: KL coefficient (0: no reference model is loaded).
+        epsilon, epsilon_high: lower and upper clipping of the policy ratio (DAPO-style).
+        loss_type: TRL loss aggregation (``dapo``, ``grpo``, ``dr_grpo``, ...).
+        length_penalty: if > 0, subtract ``length_penalty * |words - length_target|`` per completion
+            (the paper's script uses 0.01 and 100); off by default.
+        length_target: target length in words for the penalty.
+        train_top_layers: train only the top N decoder layers (and the final norm); backward
+            stops early, which is the main saving on a CPU. ``null`` trains everything.
+        lora: train LoRA adapters instead (merged into the saved model).
+        lora_r: LoRA rank.
+        dtype: ``float32`` or ``bfloat16`` weights.
+        use_vllm: generate rollouts with vLLM (TRL's colocate mode).
+        save_steps: checkpoint every N steps into the scratch folder (0: only at the end).
+        seed: trainer seed.
+    """
+
+    max_steps: int = 8
+    prompts_per_step: int = 1
+    num_generations: int = 4
+    learning_rate: float = 5e-6
+    max_completion_length: int = 32
+    temperature: float = 0.7
+    beta: float = 0.0
+    epsilon: float = 0.2
+    epsilon_high: float = 0.28
+    loss_type: str = "dapo"
+    length_penalty: float = 0.0
+    length_target: int = 100
+    train_top_layers: int | None = None
+    lora: bool = False
+    lora_r: int = 16
+    dtype: str = "float32"
+    use_vllm: bool = False
+    save_steps: int = 0
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.num_generations < 2:
+            raise ParamsError("GRPO needs groups of at least 2", file="params.yaml", field="num_generations")
+        if self.max_steps < 1:
+            raise ParamsError("must be >= 1", file="params.yaml", field="max_steps")
+
+
+@dataclass(frozen=True)
+class SFTSettings:
+    """Supervised fine-tuning (TRL ``SFTTrainer``) on prompt → ``The answer is: <gold>``.
+
+    Attributes:
+        enabled: run SFT before GRPO.
+        max_steps: optimizer steps (the SFT set is small; steps cycle through it).
+        batch_size: items per step.
+        learning_rate: AdamW learning rate.
+        train_top_layers: as in :class:`GRPOSettings`.
+        dtype: ``float32`` or ``bfloat16`` weights.
+        seed: trainer seed.
+    """
+
+    enabled: bool = True
+    max_steps: int = 8
+    batch_size: int = 4
+    learning_rate: float = 2e-5
+    train_top_layers: int | None = None
+    dtype: str = "float32"
+    seed: int = 0
+
+
+def fingerprint(*parts: Any) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _prepare_scratch(scratch: Path, fp: str) -> bool:
+    """Make ``scratch`` hold this run's fingerprint; True if it already did (resume possible)."""
+    tag = scratch / "fingerprint"
+    if tag.exists() and tag.read_text().strip() == fp:
+        return True
+    if scratch.exists():
+        shutil.rmtree(scratch)
+    scratch.mkdir(parents=True)
+    tag.write_text(fp)
+    return False
+
+
+def _last_checkpoint(scratch: Path) -> str | None:
+    from transformers.trainer_utils import get_last_checkpoint
+
+    return get_last_checkpoint(str(scratch)) if scratch.exists() else None
+
+
+def _cpu_only() -> bool:
+    import torch
+
+    return not torch.cuda.is_available()
+
+
+def load_trainable(model_path: str | os.PathLike, dtype: str, train_top_layers: int | None):
+    """Model and tokenizer, with everything below the top ``train_top_layers`` layers frozen."""
+    from .model import load_for_training
+
+    model, tok = load_for_training(model_path, dtype)
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    if train_top_layers is not None:
+        layers = model.model.layers
+        if not 1 <= train_top_layers <= len(layers):
+            raise ParamsError(f"must be in 1..{len(layers)}", file="params.yaml", field="train_top_layers")
+        for p in model.parameters():
+            p.requires_grad_(False)
+        for layer in layers[len(layers) - train_top_layers:]:
+            for p in layer.parameters():
+                p.requires_grad_(True)
+        for p in model.model.norm.parameters():
+            p.requires_grad_(True)
+    return model, tok
+
+
+def _callbacks(live_dir: str | None, resume: bool) -> list:
+    if not live_dir:
+        return []
+    from dvclive import Live
+    from transformers.integrations import DVCLiveCallback
+
+    return [DVCLiveCallback(live=Live(dir=live_dir, resume=resume, dvcyaml=None, save_dvc_exp=False))]
+
+
+def _save_final(trainer, tok, out_dir: str | os.PathLike, merge_lora: bool) -> None:
+    model = trainer.model
+    if merge_lora:
+        model = model.merge_and_unload()
+    for p in model.parameters():
+        p.requires_grad_(True)
+    with atomic_path(out_dir, is_dir=True) as tmp:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tok.save_pretrained(tmp)
+
+
+def grpo_dataset(items: pd.DataFrame, prompt: PromptConfig):
+    from datasets import Dataset
+
+    rows = items.to_dict("records")
+    return Dataset.from_list([{"prompt": messages(r, prompt), "answer": r["answer"], "answer_type": r["answer_type"],
+                               "choices": list(r["choices"]), "meta": r["meta"]} for r in rows])
+
+
+def length_penalty_reward(coef: float, target: int):
+    def length_penalty(completions: list, **_: Any) -> list[float]:
+        texts = [c[-1]["content"] if isinstance(c, list) else c for c in completions]
+        return [-coef * abs(len(t.split()) - target) for t in texts]
+    return length_penalty
+
+
+def run_grpo(model_path: str | os.PathLike, items: pd.DataFrame, cfg: GRPOSettings, prompt: PromptConfig,
+             out_dir: str | os.PathLike, *, scratch_dir: str | os.PathLike, live_dir: str | None = None,
+             fingerprint_extra: Any = None) -> dict[str, Any]:
+    """Train with GRPO from ``model_path`` on ``items``; save the final model to ``out_dir``.
+
+    Returns the last logged training metrics (mean reward etc.).
+    """
+    from trl import GRPOConfig, GRPOTrainer
+
+    scratch = Path(scratch_dir)
+    fp = fingerprint(asdict(cfg), asdict(prompt), sorted(items["uid"]), str(model_path), fingerprint_extra)
+    resumable = _prepare_scratch(scratch, fp)
+    checkpoint = _last_checkpoint(scratch) if resumable else None
+    if checkpoint:
+        log.info("resuming GRPO from %s", checkpoint)
+    model, tok = load_trainable(model_path, cfg.dtype, None if cfg.lora else cfg.train_top_layers)
+    peft_config = None
+    if cfg.lora:
+        from peft import LoraConfig
+
+        peft_config = LoraConfig(r=cfg.lora_r, lora_alpha=2 * cfg.lora_r, target_modules="all-linear",
+                                 task_type="CAUSAL_LM")
+    rewards = [answer_reward]
+    if cfg.length_penalty > 0:
+        rewards.append(length_penalty_reward(cfg.length_penalty, cfg.length_target))
+    args = GRPOConfig(
+        output_dir=str(scratch), max_steps=cfg.max_steps,
+        per_device_train_batch_size=cfg.prompts_per_step * cfg.num_generations,
+        gradient_accumulation_steps=1, num_generations=cfg.num_generations, learning_rate=cfg.learning_rate,
+        max_completion_length=cfg.max_completion_length, temperature=cfg.temperature, beta=cfg.beta,
+        epsilon=cfg.epsilon, epsilon_high=cfg.epsilon_high, loss_type=cfg.loss_type,
+        logging_steps=1, save_strategy="steps" if cfg.save_steps else "no", save_steps=max(1, cfg.save_steps),
+        save_total_limit=1, seed=cfg.seed, data_seed=cfg.seed, use_cpu=_cpu_only(), bf16=False,
+        gradient_checkpointing=False, report_to="none", disable_tqdm=False, use_vllm=cfg.use_vllm,
+        vllm_mode="colocate", shuffle_dataset=True,
+    )
+    trainer = GRPOTrainer(model=model, reward_funcs=rewards, args=args, train_dataset=grpo_dataset(items, prompt),
+                          processing_class=tok, peft_config=peft_config,
+                          callbacks=_callbacks(live_dir, resume=bool(checkpoint)))
+    trainer.train(resume_from_checkpoint=checkpoint)
+    _save_final(trainer, tok, out_dir, merge_lora=cfg.lora)
+    logs = [h for h in trainer.state.log_history if "reward" in h]
+    return logs[-1] if logs else {}
+
+
+def sft_dataset(items: pd.DataFrame, prompt: PromptConfig):
+    from datasets import Dataset
+
+    rows = items.to_dict("records")
+    return Dataset.from_list([{"prompt": messages(r, prompt),
+                               "completion": [{"role": "assistant", "content": gold_completion(r)}]}
+                              for r in rows])
+
+
+def run_sft(model_path: str | os.PathLike, items: pd.DataFrame, cfg: SFTSettings, prompt: PromptConfig,
+            out_dir: str | os.PathLike, *, scratch_dir: str | os.PathLike, live_dir: str | None = None) -> dict[str, Any]:
+    """Supervised fine-tuning on the gold answer lines; save the final model to ``out_dir``."""
+    from trl import SFTConfig, SFTTrainer
+
+    scratch = Path(scratch_dir)
+    fp = fingerprint(asdict(cfg), asdict(prompt), sorted(items["uid"]), str(model_path))
+    resumable = _prepare_scratch(scratch, fp)
+    checkpoint = _last_checkpoint(scratch) if resumable else None
+    model, tok = load_trainable(model_path, cfg.dtype, cfg.train_top_layers)
+    args = SFTConfig(
+        output_dir=str(scratch), max_steps=cfg.max_steps, per_device_train_batch_size=cfg.batch_size,
+        learning_rate=cfg.learning_rate, logging_steps=1, save_strategy="no", seed=cfg.seed, data_seed=cfg.seed,
+        use_cpu=_cpu_only(), bf16=False, gradient_checkpointing=False, report_to="none",
+        completion_only_loss=True, max_length=1024,
+    )
+    trainer = SFTTrainer(model=model, args=args, train_dataset=sft_dataset(items, prompt), processing_class=tok,
+                         callbacks=_callbacks(live_dir, resume=bool(checkpoint)))
+    trainer.train(resume_from_checkpoint=checkpoint)
+    _save_final(trainer, tok, out_dir, merge_lora=False)
+    logs = [h for h in trainer.state.log_history if "loss" in h]
+    return logs[-1] if logs else {}
