@@ -137,6 +137,8 @@ def is_correct(completion: str, *, answer: str, answer_type: str, choices: Itera
             return False
         if m["constraint"].get("kind") == "brackets":
             raw = raw.strip().rstrip(".").strip()[1:-1]
+        elif m["constraint"].get("kind") == "end_with":
+            raw = raw.strip().removesuffix(str(m["constraint"]["text"])).strip()
     return _answer_matches(raw, str(answer), answer_type, list(choices), m.get("aliases", ()))
 
 

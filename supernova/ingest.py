@@ -91,10 +91,11 @@ class Decontaminator:
 
 
 def _content_key(it: Item) -> str:
+    """Same question and answer up to case, markup and whitespace (so "1 + 1 ?" == "1+1?")."""
     gold = it.answer
     if it.answer_type == "mcq":
         gold = it.choices[ord(it.answer) - ord("A")]
-    return normalize(it.question) + "\x00" + normalize(gold)
+    return "".join(normalize(it.question).split()) + "\x00" + "".join(normalize(gold).split())
 
 
 def _load_all(entries: list, where: str, seed: int) -> list[TaskItems]:

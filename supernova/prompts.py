@@ -6,6 +6,7 @@ here, so the base model, the RL probes and the trained model all see the same pr
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -60,8 +61,16 @@ def messages(item: Mapping[str, Any], cfg: PromptConfig) -> list[dict[str, str]]
 
 
 def gold_completion(item: Mapping[str, Any]) -> str:
-    """The completion SFT teaches: the answer line in the checker's convention."""
+    """The completion SFT teaches: the answer line in the checker's convention (honouring an
+    output constraint the item carries)."""
     answer = str(item["answer"])
     if item.get("answer_type") == "mcq":
         answer = f"({answer})"
-    return f"The answer is: {answer}"
+    meta = item.get("meta") or {}
+    constraint = (json.loads(meta) if isinstance(meta, str) else meta).get("constraint") or {}
+    if constraint.get("kind") == "brackets":
+        answer = f"[{answer}]"
+    text = f"The answer is: {answer}"
+    if constraint.get("kind") == "end_with":
+        text += f"\n{constraint['text']}"
+    return text

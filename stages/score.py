@@ -1,0 +1,37 @@
+"""Stage score@<task>: the utility of one source task for every target sub-task.
+
+Usage: python stages/score.py <task>
+"""
+
+import sys
+
+from supernova import paths, stage
+from supernova.config import from_section
+from supernova.errors import ParamsError
+from supernova.evaluation import EvalConfig
+from supernova.generation import GenerationConfig
+from supernova.prompts import PromptConfig
+from supernova.schema import EVAL, ITEM, PROBE, UTILITY, read_table, write_table
+from supernova.score import ScoreConfig, score_task_gradient, score_task_rl
+
+
+def main(params: dict) -> None:
+    task = sys.argv[1]
+    cfg = from_section(ScoreConfig, params, "score")
+    if task not in cfg.tasks:
+        raise ParamsError(f"task {task!r} is not in score.tasks", file="params.yaml", field="score.tasks")
+    ev = from_section(EvalConfig, params, "evaluate")
+    prompt = from_section(PromptConfig, params, "prompt")
+    probed = read_table(paths.probe_file(task), PROBE)
+    dev = read_table(paths.TARGET_DEV, ITEM)
+    if cfg.method == "rl":
+        rows = score_task_rl(task, probed, paths.BASE_MODEL, dev, read_table(paths.BASELINE_DEV, EVAL), cfg, ev,
+                             prompt, from_section(GenerationConfig, params, "generation"),
+                             paths.SCORE_SCRATCH / task)
+    else:
+        rows = score_task_gradient(task, probed, paths.BASE_MODEL, dev, cfg, prompt)
+    write_table(paths.score_file(task), rows, UTILITY)
+
+
+if __name__ == "__main__":
+    stage.run(f"score@{sys.argv[1] if len(sys.argv) > 1 else '?'}", main)

@@ -1,0 +1,142 @@
+"""Mix: choose source tasks by strategy and draw a size-matched mixture from probe-kept items.
+
+Strategies (``mix.strategy``):
+
+* ``micro`` — for each target sub-task, its top-``k`` source tasks by utility; the union.
+* ``macro`` — the top-``k`` source tasks by mean utility over sub-tasks.
+* ``random`` — ``k`` tasks drawn with the seed.
+* ``all`` — every scored task.
+* ``manual`` — the tasks listed in ``manual_tasks``.
+
+The total number of items is the same whatever the strategy (``total_size``), spread evenly over
+the chosen tasks (capped per task, the remainder going to tasks with items to spare), so
+strategies compare data choice, not data amount.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from .errors import InputError, ParamsError
+from .interventions import InterventionConfig
+from .utility import mean_by_task
+
+STRATEGIES = ("micro", "macro", "random", "all", "manual")
+
+
+@dataclass(frozen=True)
+class MixConfig:
+    """params.yaml section ``mix``.
+
+    Attributes:
+        strategy: ``micro`` | ``macro`` | ``random`` | ``all`` | ``manual``.
+        k: top-k per sub-task (micro), overall (macro), or the number of random tasks.
+        total_size: items in the mixture, matched across strategies.
+        per_task_cap: at most this many items from one task (``null``: no cap).
+        manual_tasks: the task list for ``manual``.
+        seed: seed for random choices and item sampling.
+        interventions: synthetic interventions applied to the mixture (see
+            :class:`supernova.interventions.InterventionConfig`).
+    """
+
+    strategy: str = "micro"
+    k: int = 1
+    total_size: int = 64
+    per_task_cap: int | None = None
+    manual_tasks: tuple[str, ...] = ()
+    seed: int = 0
+    interventions: InterventionConfig = field(default_factory=InterventionConfig)
+
+    def __post_init__(self):
+        if self.strategy not in STRATEGIES:
+            raise ParamsError(f"must be one of {STRATEGIES}, got {self.strategy!r}", file="params.yaml",
+                              field="mix.strategy")
+        if self.k < 1 or self.total_size < 1:
+            raise ParamsError("k and total_size must be >= 1", file="params.yaml", field="mix")
+        if self.strategy == "manual" and not self.manual_tasks:
+            raise ParamsError("strategy manual needs a task list", file="params.yaml", field="mix.manual_tasks")
+
+
+def choose_tasks(m: pd.DataFrame, cfg: MixConfig) -> dict[str, dict[str, Any]]:
+    """Chosen tasks → why: mean utility and, for micro, the sub-tasks it ranks top-k on."""
+    means = mean_by_task(m).set_index("source_task")["mean_utility"]
+    tasks = sorted(means.index)
+    why: dict[str, dict[str, Any]] = {}
+    if cfg.strategy == "micro":
+        for target, g in m.groupby("target_task", sort=True):
+            top = g.sort_values(["utility", "source_task"], ascending=[False, True]).head(cfg.k)
+            for rank, r in enumerate(top.itertuples(), 1):
+                why.setdefault(r.source_task, {"chosen_for": {}})["chosen_for"][target] = {
+                    "rank": rank, "utility": round(float(r.utility), 4)}
+    elif cfg.strategy == "macro":
+        for rank, (t, _) in enumerate(means.sort_values(ascending=False, kind="stable").head(cfg.k).items(), 1):
+            why[t] = {"rank": rank}
+    elif cfg.strategy == "random":
+        for t in random.Random(cfg.seed).sample(tasks, min(cfg.k, len(tasks))):
+            why[t] = {}
+    elif cfg.strategy == "all":
+        why = {t: {} for t in tasks}
+    else:
+        unknown = [t for t in cfg.manual_tasks if t not in means.index]
+        if unknown:
+            raise ParamsError(f"task {unknown[0]!r} was not scored; scored tasks: {tasks}", file="params.yaml",
+                              field="mix.manual_tasks")
+        why = {t: {} for t in cfg.manual_tasks}
+    for t in why:
+        why[t]["mean_utility"] = round(float(means[t]), 4)
+    return dict(sorted(why.items()))
+
+
+def allocate(available: dict[str, int], total: int, cap: int | None) -> dict[str, int]:
+    """Spread ``total`` items evenly over tasks, within each task's availability and the cap."""
+    limit = {t: min(n, cap) if cap else n for t, n in available.items()}
+    alloc = {t: 0 for t in available}
+    remaining = min(total, sum(limit.values()))
+    while remaining > 0:
+        open_tasks = [t for t in sorted(alloc) if alloc[t] < limit[t]]
+        share = max(1, remaining // len(open_tasks))
+        for t in open_tasks:
+            add = min(share, limit[t] - alloc[t], remaining)
+            alloc[t] += add
+            remaining -= add
+            if remaining == 0:
+                break
+    return alloc
+
+
+def draw_items(probed: dict[str, pd.DataFrame], chosen: list[str], cfg: MixConfig) -> pd.DataFrame:
+    """Probe-kept items of the chosen tasks, ``total_size`` in all (or every kept item if fewer)."""
+    kept = {}
+    for t in chosen:
+        if t not in probed:
+            raise InputError("no probe results for this task", task=t, field="mix")
+        kept[t] = probed[t][probed[t]["kept"]]
+    alloc = allocate({t: len(df) for t, df in kept.items()}, cfg.total_size, cfg.per_task_cap)
+    parts = [kept[t].sample(n=alloc[t], random_state=cfg.seed) for t in chosen if alloc[t]]
+    if not parts:
+        raise InputError("the chosen tasks have no probe-kept items", field="mix")
+    return pd.concat(parts, ignore_index=True).sort_values(["task", "uid"]).reset_index(drop=True)
+
+
+def manifest(cfg: MixConfig, why: dict[str, dict[str, Any]], items: pd.DataFrame, probed: dict[str, pd.DataFrame],
+             items_file: str, items_sha256: str, ranked_by: str, intervention_counts: dict[str, int]) -> dict:
+    """The human-readable record of the mixture, reviewed in pull requests."""
+    counts = items["task"].value_counts()
+    tasks = []
+    for t, info in why.items():
+        df = probed[t]
+        entry = {"task": t, "skill": str(df["skill"].iloc[0]), "items": int(counts.get(t, 0)),
+                 "kept_available": int(df["kept"].sum()),
+                 "base_pass_rate": round(float(df["pass_rate"].mean()), 4), **info}
+        tasks.append(entry)
+    return {
+        "strategy": cfg.strategy, "k": cfg.k, "ranked_by": ranked_by,
+        "seed": cfg.seed, "total_items": int(len(items)), "tasks_chosen": len(tasks),
+        "skills": sorted({t["skill"] for t in tasks}),
+        "interventions": intervention_counts,
+        "items_file": items_file, "items_sha256": items_sha256, "tasks": tasks,
+    }

@@ -1,0 +1,89 @@
+"""Mixing strategies on a known utility matrix; size matching; the manifest."""
+
+import pandas as pd
+import pytest
+
+from supernova.errors import ParamsError
+from supernova.mix import MixConfig, allocate, choose_tasks, draw_items, manifest
+from supernova.utility import matrix, mean_by_task
+
+# utility[source][target]: a is best on average, b is best on t2 only, c is best on t3 only.
+U = {"a": {"t1": 0.30, "t2": 0.10, "t3": 0.10},
+     "b": {"t1": 0.00, "t2": 0.20, "t3": -0.10},
+     "c": {"t1": 0.10, "t2": -0.20, "t3": 0.25},
+     "d": {"t1": -0.10, "t2": 0.00, "t3": 0.00}}
+
+
+def utility_table():
+    rows = []
+    for s, row in U.items():
+        for t, u in row.items():
+            for seed, jitter in ((0, -0.01), (1, 0.01)):
+                rows.append({"source_task": s, "target_task": t, "seed": seed, "k": 1, "base": 0.2,
+                             "trained": 0.2 + u + jitter, "utility": u + jitter, "ci_low": u - 0.1,
+                             "ci_high": u + 0.1, "n_items": 16, "method": "rl"})
+    return pd.DataFrame(rows)
+
+
+def probed(task, n):
+    return pd.DataFrame({"uid": [f"{task}{i}" for i in range(n)], "task": task, "skill": f"skill_{task}",
+                         "kept": [i % 4 != 3 for i in range(n)], "pass_rate": 0.5})
+
+
+def test_matrix_averages_seeds_and_reports_spread():
+    m = matrix(utility_table(), 1)
+    row = m[(m.source_task == "a") & (m.target_task == "t1")].iloc[0]
+    assert row.utility == pytest.approx(0.30) and row.spread == pytest.approx(0.01) and row.seeds == 2
+    assert mean_by_task(m)["source_task"].tolist() == ["a", "c", "b", "d"]
+
+
+@pytest.mark.parametrize("strategy,k,expected", [
+    ("micro", 1, ["a", "b", "c"]),      # top-1 per target: t1->a, t2->b, t3->c
+    ("macro", 1, ["a"]),
+    ("macro", 2, ["a", "c"]),
+    ("all", 1, ["a", "b", "c", "d"]),
+])
+def test_strategies(strategy, k, expected):
+    why = choose_tasks(matrix(utility_table(), 1), MixConfig(strategy=strategy, k=k))
+    assert list(why) == expected
+
+
+def test_micro_records_why():
+    why = choose_tasks(matrix(utility_table(), 1), MixConfig(strategy="micro", k=1))
+    assert why["b"]["chosen_for"] == {"t2": {"rank": 1, "utility": 0.2}}
+    assert why["a"]["mean_utility"] == pytest.approx(0.1667, abs=1e-4)
+
+
+def test_random_is_seeded_and_manual_checks_names():
+    m = matrix(utility_table(), 1)
+    r1 = choose_tasks(m, MixConfig(strategy="random", k=2, seed=3))
+    assert r1 == choose_tasks(m, MixConfig(strategy="random", k=2, seed=3)) and len(r1) == 2
+    assert list(choose_tasks(m, MixConfig(strategy="manual", manual_tasks=("d",)))) == ["d"]
+    with pytest.raises(ParamsError, match="mix.manual_tasks"):
+        choose_tasks(m, MixConfig(strategy="manual", manual_tasks=("zzz",)))
+
+
+def test_allocate_matches_total_respects_cap_and_availability():
+    assert allocate({"a": 100, "b": 100}, 10, None) == {"a": 5, "b": 5}
+    assert allocate({"a": 2, "b": 100}, 10, None) == {"a": 2, "b": 8}
+    assert allocate({"a": 100, "b": 100, "c": 100}, 10, 3) == {"a": 3, "b": 3, "c": 3}
+    assert sum(allocate({"a": 7, "b": 5, "c": 1}, 11, None).values()) == 11
+
+
+def test_draw_items_uses_only_kept_items_and_matches_size():
+    pr = {"a": probed("a", 20), "c": probed("c", 20)}
+    items = draw_items(pr, ["a", "c"], MixConfig(total_size=12))
+    assert len(items) == 12 and set(items["task"]) == {"a", "c"}
+    kept = set(pd.concat(pr.values()).query("kept")["uid"])
+    assert set(items["uid"]) <= kept
+    assert items["uid"].tolist() == draw_items(pr, ["a", "c"], MixConfig(total_size=12))["uid"].tolist()
+
+
+def test_manifest_records_counts_and_hash():
+    pr = {"a": probed("a", 8)}
+    items = draw_items(pr, ["a"], MixConfig(total_size=4))
+    man = manifest(MixConfig(strategy="macro"), {"a": {"rank": 1, "mean_utility": 0.2}}, items, pr, "f.parquet", "abc",
+                   "rl utility at pass@1", {"anti_prior": 0})
+    assert man["tasks"] == [{"task": "a", "skill": "skill_a", "items": 4, "kept_available": 6, "base_pass_rate": 0.5,
+                             "rank": 1, "mean_utility": 0.2}]
+    assert man["items_sha256"] == "abc" and man["total_items"] == 4

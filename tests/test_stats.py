@@ -1,0 +1,46 @@
+import math
+
+import numpy as np
+import pytest
+
+from supernova.stats import bootstrap_ci, bootstrap_diff_ci, harmonic_mean, pass_at_k
+
+
+@pytest.mark.parametrize("n,c,k,expected", [
+    (8, 0, 1, 0.0), (8, 8, 8, 1.0), (8, 2, 1, 0.25), (8, 1, 8, 1.0), (4, 1, 2, 0.5), (8, 7, 2, 1.0),
+    (10, 3, 3, 1 - math.comb(7, 3) / math.comb(10, 3)),
+])
+def test_pass_at_k_unbiased(n, c, k, expected):
+    assert pass_at_k(n, c, k) == pytest.approx(expected)
+
+
+def test_pass_at_k_matches_sampling_without_replacement():
+    rng = np.random.default_rng(0)
+    samples = np.array([1] * 3 + [0] * 5)
+    hits = [samples[rng.choice(8, 2, replace=False)].max() for _ in range(20000)]
+    assert pass_at_k(8, 3, 2) == pytest.approx(np.mean(hits), abs=0.01)
+
+
+def test_pass_at_k_rejects_k_above_n():
+    with pytest.raises(ValueError):
+        pass_at_k(4, 1, 8)
+
+
+def test_bootstrap_ci_contains_mean_and_narrows_with_more_items():
+    rng = np.random.default_rng(1)
+    small, large = rng.random(20), rng.random(2000)
+    lo, hi = bootstrap_ci(small)
+    assert lo <= small.mean() <= hi
+    lo2, hi2 = bootstrap_ci(large)
+    assert hi2 - lo2 < hi - lo
+
+
+def test_paired_diff_ci_is_zero_width_for_identical_inputs():
+    v = np.linspace(0, 1, 30)
+    assert bootstrap_diff_ci(v, v) == (0.0, 0.0)
+
+
+def test_harmonic_mean_below_arithmetic_and_survives_zero():
+    assert harmonic_mean([0.5, 0.5]) == pytest.approx(0.5)
+    assert harmonic_mean([0.2, 0.8]) < 0.5
+    assert harmonic_mean([0.0, 0.9]) == pytest.approx(2 / (1 / 0.01 + 1 / 0.91) - 0.01)
