@@ -152,7 +152,8 @@ def apply(items: pd.DataFrame, cfg: InterventionConfig, seed: int) -> tuple[pd.D
     counts = {n: 0 for n in NAMES}
     if not cfg.active():
         return items, counts
-    rows = items.to_dict("records")
+    originals = items.to_dict("records")
+    rows = list(originals)
     rng = random.Random(f"{seed}:interventions")
     order = list(range(len(rows)))
     rng.shuffle(order)
@@ -160,7 +161,7 @@ def apply(items: pd.DataFrame, cfg: InterventionConfig, seed: int) -> tuple[pd.D
     for name in NAMES:
         n = round(getattr(cfg, name) * len(rows))
         for i in order[start:start + n]:
-            new = TRANSFORMS[name](rows[i], rows, rng, cfg)
+            new = TRANSFORMS[name](originals[i], originals, rng, cfg)
             if new is not None:
                 rows[i] = new
                 counts[name] += 1

@@ -92,4 +92,4 @@ def format_kwargs(entry: dict[str, Any]) -> dict[str, Any]:
 
 
 # Register the built-in kinds.
-from . import reasoning_gym  # noqa: E402,F401
+from . import bigbench, hf, reasoning_gym, superni  # noqa: E402,F401

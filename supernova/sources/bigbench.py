@@ -1,0 +1,288 @@
+"""``kind: bigbench`` — BIG-Bench Hard, BIG-Bench Extra Hard and BIG-bench ``task.json`` files.
+
+Layouts (``path``):
+
+* BBH: a folder of ``<name>.json`` files, or one file, each ``{"examples": [{"input", "target"}]}``
+  (a ``canary`` key and other top-level keys are ignored); the sub-task is the file stem.
+* BBEH: a folder of ``<subtask>/task.json`` folders with the same example form; the sub-task is
+  the folder name (characters a task name cannot hold become ``_``). In such a folder every
+  sub-folder must hold a ``task.json``.
+* BIG-bench: ``task.json`` with ``examples: [{"input", "target_scores": {choice: score}}]`` —
+  multiple choice with the given choices; the gold is the choice with the highest score, which
+  must be positive. An example whose top score is shared by several choices has no single gold
+  and is skipped (``ambiguous_gold``).
+
+Targets must be strings; a list of strings is accepted as several correct answers (BIG-bench's
+own convention, the first is canonical). Anything else (numbers, booleans, objects) is an error
+naming the file, task and field: converting it would be guesswork about its printed form.
+
+Multiple choice written into the input: when most inputs of a sub-task end with an ``Options:``
+block — ``(A) text`` lines (BBH) or ``- text`` lines — the options are taken out of the question
+and become the item's choices (the prompt shows them again in the same form), and the target —
+a letter such as ``(B)`` or an option's text — selects the gold choice. The checker then accepts
+the letter in any form (``B``, ``(B)``) as well as the option's text. Examples whose options block
+cannot be read (``options_unreadable``, e.g. a truncated input), whose target is not one of their
+options (``target_not_an_option``), or whose gold option's text occurs twice
+(``ambiguous_options``) are skipped and counted. With ``format: exact`` a sub-task whose targets
+are option texts (``- Yes``/``- No``) stays free-form; letter targets always need the choices.
+If fewer than half of the inputs have an options block, letter targets stay exact answers with
+the bare letter as an alias.
+
+A free-form target made only of bracket symbols (``dyck_languages``: ``] ) }``) also accepts the
+same symbols written without spaces.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..answer import normalize
+from ..errors import InputError
+from ..formats import RawExample
+from . import TaskItems, check_task_name, register
+from .superni import build_task, describe, param_list, read_json_file, require_path
+
+FIELDS = {
+    "path": None,     # a BBH folder or file, a BBEH folder, or a BIG-bench task.json
+    "tasks": None,    # sub-task names to include; None = all
+}
+
+_OPTIONS_HEADER = re.compile(r"(?m)^[ \t]*Options:[ \t]*$")
+_LETTER_OPTION = re.compile(r"^\(([A-Z])\)\s*(.*)$")
+_DASH_OPTION = re.compile(r"^-\s+(.*)$")
+_LETTER_TARGET = re.compile(r"^\(([A-Z])\)$")
+_BRACKETS = re.compile(r"^[()\[\]{}<>]+(?: [()\[\]{}<>]+)+$")
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+@dataclass
+class Parsed:
+    """One example as read from the file, before the sub-task's format is decided."""
+
+    index: int
+    text: str
+    answers: list[str] = field(default_factory=list)
+    scores: dict[str, float] | None = None
+
+
+def safe_task_name(raw: str, file: Path) -> str:
+    """``raw`` (a file stem or folder name) made a valid task name."""
+    name = _UNSAFE.sub("_", raw).strip("_.-")
+    return check_task_name(name or raw, file=str(file))
+
+
+def discover(path: Path) -> list[tuple[str, Path]]:
+    """(sub-task name, file) pairs for the layouts the kind accepts."""
+    if path.is_file():
+        raw = path.parent.name if path.name == "task.json" else path.stem
+        return [(safe_task_name(raw, path), path)]
+    if (path / "task.json").is_file():
+        return [(safe_task_name(path.resolve().name, path / "task.json"), path / "task.json")]
+    files = sorted(p for p in path.glob("*.json") if p.is_file())
+    folders = sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
+    nested = [d for d in folders if (d / "task.json").is_file()]
+    stray = [d for d in folders if d not in nested]
+    if not files and stray:
+        raise InputError("folder has no task.json (expected <subtask>/task.json folders or <name>.json files)",
+                         file=str(stray[0]), field="path")
+    if not files and not nested:
+        raise InputError("no task files (expected <name>.json files or <subtask>/task.json folders)",
+                         file=str(path), field="path")
+    found = [(safe_task_name(p.stem, p), p) for p in files] + \
+        [(safe_task_name(d.name, d / "task.json"), d / "task.json") for d in nested]
+    names: dict[str, Path] = {}
+    for name, file in found:
+        if name in names:
+            raise InputError(f"sub-task name {name!r} is also used by {names[name]}", file=str(file), task=name,
+                             field="path")
+        names[name] = file
+    return found
+
+
+def select(found: list[tuple[str, Path]], wanted: list[str] | None, path: Path) -> list[tuple[str, Path]]:
+    """The sub-tasks named in ``tasks`` (by task name or original file/folder name)."""
+    if wanted is None:
+        return found
+    keys = {name: {name, file.stem if file.name != "task.json" else file.parent.name} for name, file in found}
+    missing = [w for w in wanted if not any(w in k for k in keys.values())]
+    if missing:
+        available = ", ".join(sorted(keys)[:8]) + (", ..." if len(keys) > 8 else "")
+        raise InputError(f"no sub-task {missing[0]!r} (available: {available})", file=str(path), field="tasks")
+    return [(name, file) for name, file in found if keys[name] & set(wanted)]
+
+
+def target_answers(value: Any, file: str, task: str, where: str) -> list[str]:
+    """The accepted answers of a ``target``: a string, or a list of strings."""
+    values = value if isinstance(value, list) else [value]
+    if not values or not all(isinstance(v, str) for v in values):
+        raise InputError(f"target must be a string or a list of strings, got {describe(value)}",
+                         file=file, task=task, field=f"{where}.target")
+    answers = list(dict.fromkeys(v.strip() for v in values if v.strip()))
+    if not answers:
+        raise InputError("empty target", file=file, task=task, field=f"{where}.target")
+    return answers
+
+
+def target_scores(value: Any, file: str, task: str, where: str) -> dict[str, float]:
+    """A ``target_scores`` mapping checked: choice text -> number, at least one positive."""
+    fld = f"{where}.target_scores"
+    if not isinstance(value, dict) or len(value) < 2:
+        raise InputError(f"must map at least two choices to scores, got {describe(value)}",
+                         file=file, task=task, field=fld)
+    if not all(isinstance(s, (int, float)) and not isinstance(s, bool) for s in value.values()):
+        raise InputError("scores must be numbers", file=file, task=task, field=fld)
+    if not any(s > 0 for s in value.values()):
+        raise InputError("no positive choice: one choice needs the top score > 0", file=file, task=task, field=fld)
+    return {str(k).strip(): float(s) for k, s in value.items()}
+
+
+def parse_examples(doc: Any, file: str, task: str) -> list[Parsed]:
+    """The file's examples, each checked for a string input and a target or target_scores."""
+    if not isinstance(doc, dict):
+        raise InputError(f"expected a JSON object with 'examples', got {describe(doc)}", file=file, task=task)
+    if "examples" not in doc:
+        raise InputError("missing", file=file, task=task, field="examples")
+    examples = doc["examples"]
+    if not isinstance(examples, list):
+        raise InputError(f"must be a list, got {describe(examples)}", file=file, task=task, field="examples")
+    if not examples:
+        raise InputError("sub-task has no examples", file=file, task=task, field="examples")
+    out = []
+    for i, ex in enumerate(examples):
+        where = f"examples[{i}]"
+        if not isinstance(ex, dict):
+            raise InputError(f"must be an object, got {describe(ex)}", file=file, task=task, field=where)
+        if not isinstance(ex.get("input"), str) or not ex["input"].strip():
+            raise InputError("missing or empty input string", file=file, task=task, field=f"{where}.input")
+        if "target_scores" in ex:
+            out.append(Parsed(i, ex["input"], scores=target_scores(ex["target_scores"], file, task, where)))
+        elif "target" in ex:
+            out.append(Parsed(i, ex["input"], answers=target_answers(ex["target"], file, task, where)))
+        else:
+            raise InputError("needs a 'target' or 'target_scores'", file=file, task=task, field=where)
+    if any(p.scores for p in out) and not all(p.scores for p in out):
+        first = next(p.index for p in out if not p.scores)
+        raise InputError("target_scores missing (other examples of the sub-task have it)", file=file, task=task,
+                         field=f"examples[{first}]")
+    return out
+
+
+def split_options(text: str) -> tuple[str, list[str], str] | None:
+    """(question without the block, option texts, "letter" | "dash") for an input ending in an
+    ``Options:`` block, else None."""
+    headers = list(_OPTIONS_HEADER.finditer(text))
+    if not headers:
+        return None
+    head = headers[-1]
+    lines = [ln.strip() for ln in text[head.end():].splitlines() if ln.strip()]
+    if len(lines) < 2:
+        return None
+    letters = [_LETTER_OPTION.match(ln) for ln in lines]
+    if all(letters) and [m.group(1) for m in letters] == [chr(ord("A") + i) for i in range(len(lines))]:
+        return text[:head.start()].rstrip(), [m.group(2).strip() for m in letters], "letter"
+    dashes = [_DASH_OPTION.match(ln) for ln in lines]
+    if all(dashes):
+        return text[:head.start()].rstrip(), [m.group(1).strip() for m in dashes], "dash"
+    return None
+
+
+def gold_index(target: str, options: list[str], style: str) -> int | str:
+    """The gold option's index, or the skip reason when the target does not pick one option."""
+    m = _LETTER_TARGET.match(target)
+    if m and style == "letter":
+        idx = ord(m.group(1)) - ord("A")
+        if idx >= len(options):
+            return "target_not_an_option"
+    else:
+        hits = [i for i, o in enumerate(options) if normalize(o) == normalize(target)]
+        if not hits:
+            return "target_not_an_option"
+        idx = hits[0]
+    if sum(normalize(o) == normalize(options[idx]) for o in options) > 1:
+        return "ambiguous_options"
+    return idx
+
+
+def free_form_aliases(answers: list[str]) -> list[str]:
+    """The answers plus the spellings the checker should also accept (bare letter, unspaced brackets)."""
+    out = list(answers)
+    for a in answers:
+        m = _LETTER_TARGET.match(a)
+        if m:
+            out.append(m.group(1))
+        elif _BRACKETS.match(a):
+            out.append(a.replace(" ", ""))
+    return list(dict.fromkeys(out))
+
+
+def scored_examples(parsed: list[Parsed]) -> tuple[list[RawExample], dict[str, int]]:
+    """BIG-bench multiple choice: the given choices, gold = the single top-scoring one."""
+    examples, skipped = [], {}
+    for p in parsed:
+        choices = list(p.scores)
+        top = max(p.scores.values())
+        golds = [c for c in choices if p.scores[c] == top]
+        if len(golds) > 1 or sum(normalize(c) == normalize(golds[0]) for c in choices) > 1:
+            skipped["ambiguous_gold"] = skipped.get("ambiguous_gold", 0) + 1
+            continue
+        examples.append(RawExample(p.text, [golds[0]], {"index": p.index}, choices=choices))
+    return examples, skipped
+
+
+def option_examples(parsed: list[Parsed],
+                    blocks: list[tuple[str, list[str], str] | None]) -> tuple[list[RawExample], dict[str, int]]:
+    """Multiple choice from the options written into each input (inputs without a readable block
+    are skipped)."""
+    examples, skipped = [], {}
+    for p, block in zip(parsed, blocks):
+        if block is None:
+            skipped["options_unreadable"] = skipped.get("options_unreadable", 0) + 1
+            continue
+        question, options, style = block
+        idx = gold_index(p.answers[0], options, style)
+        if isinstance(idx, str):
+            skipped[idx] = skipped.get(idx, 0) + 1
+            continue
+        examples.append(RawExample(question, [options[idx]], {"index": p.index, "target": p.answers[0]},
+                                   choices=options))
+    return examples, skipped
+
+
+def subtask_examples(parsed: list[Parsed], fmt: str) -> tuple[list[RawExample], dict[str, int], str | None]:
+    """The sub-task's examples, skip counts, and a format override (None keeps the entry's)."""
+    if parsed[0].scores:
+        examples, skipped = scored_examples(parsed)
+        return examples, skipped, None
+    blocks = [split_options(p.text) for p in parsed]
+    letters = any(_LETTER_TARGET.match(p.answers[0]) for p in parsed)
+    if 2 * sum(b is not None for b in blocks) > len(blocks) and (letters or fmt != "exact"):
+        examples, skipped = option_examples(parsed, blocks)
+        return examples, skipped, None
+    examples = [RawExample(p.text, free_form_aliases(p.answers), {"index": p.index}) for p in parsed]
+    return examples, {}, "exact" if letters else None
+
+
+def task_skill(doc: Any, task: str) -> str:
+    """BIG-bench's first keyword when the file has them, else the sub-task name."""
+    keywords = doc.get("keywords") if isinstance(doc, dict) else None
+    if isinstance(keywords, list) and keywords and isinstance(keywords[0], str) and keywords[0].strip():
+        return keywords[0].strip()
+    return task
+
+
+@register("bigbench", FIELDS)
+def load(entry: dict[str, Any], seed: int) -> list[TaskItems]:
+    """One :class:`TaskItems` per sub-task found under ``path``."""
+    path = require_path(entry["path"])
+    out = []
+    for task, file in select(discover(path), param_list(entry, "tasks"), path):
+        doc = read_json_file(file, task=task)
+        parsed = parse_examples(doc, str(file), task)
+        examples, skipped, fmt = subtask_examples(parsed, entry["format"])
+        out.append(build_task(examples, entry, source=f"bigbench:{file}", task=task,
+                              skill=entry["skill"] or task_skill(doc, task), origin=str(file),
+                              skipped=skipped, fmt=fmt))
+    return out

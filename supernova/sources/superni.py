@@ -1,0 +1,289 @@
+"""``kind: superni`` — Super-NaturalInstructions task files, one JSON file per task.
+
+Each instance becomes one example: the question is the task's ``Definition`` (unless
+``definition: false``), then ``few_shot`` worked examples from ``Positive Examples``, then the
+instance ``input``; the answers are the instance's ``output`` list (first canonical, the rest
+accepted aliases). The task name is the file stem.
+
+Malformed files are errors naming the file, task and field. Two situations are skipped and counted
+instead (they occur in the upstream data and say nothing about the file's structure):
+
+* ``blank_output`` — every output of the instance is an empty string;
+* ``duplicate_id`` — an instance repeats an earlier instance's id with the same input and outputs
+  (the same id with different content is an error).
+
+The helpers :func:`read_json_file`, :func:`require_path`, :func:`param_list`, :func:`describe` and
+:func:`build_task` are shared with the other kinds.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+from ..errors import InputError, ParamsError
+from ..formats import RawExample, make_items
+from . import TaskItems, check_task_name, format_kwargs, register
+
+FIELDS = {
+    "path": None,          # a folder of task files, or one file
+    "tasks": None,         # task ids ("task1146") or file stems to include; None = all
+    "categories": None,    # keep tasks with one of these Categories
+    "reasoning": None,     # keep tasks with one of these Reasoning tags
+    "few_shot": 0,         # Positive Examples prepended as worked examples
+    "definition": True,    # put the task's Definition into the question
+}
+
+
+def read_json_file(path: Path, *, task: str | None = None) -> Any:
+    """The parsed content of a JSON file read as strict UTF-8 (a leading BOM is allowed)."""
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise InputError(f"cannot read: {e.strerror}", file=str(path), task=task) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise InputError(f"not valid UTF-8: byte 0x{raw[e.start]:02x} at offset {e.start}",
+                         file=str(path), task=task) from None
+    try:
+        return json.loads(text.removeprefix("\ufeff"))
+    except json.JSONDecodeError as e:
+        raise InputError(f"invalid JSON: {e.msg} (line {e.lineno}, column {e.colno})",
+                         file=str(path), task=task) from None
+
+
+def require_path(value: Any) -> Path:
+    """The entry's ``path`` as an existing file or folder."""
+    if not isinstance(value, str) or not value.strip():
+        raise ParamsError("required: a folder of task files or one file", file="params.yaml", field="path")
+    path = Path(value)
+    if not path.exists():
+        raise InputError("no such file or folder", file=value, field="path")
+    return path
+
+
+def param_list(entry: dict[str, Any], name: str) -> list[str] | None:
+    """An optional list-of-strings entry field (a single string counts as a one-element list)."""
+    value = entry.get(name)
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+        raise ParamsError("must be a list of non-empty strings", file="params.yaml", field=name)
+    return value
+
+
+def build_task(examples: list[RawExample], entry: dict[str, Any], *, source: str, task: str, skill: str,
+               origin: str, skipped: dict[str, int], fmt: str | None = None) -> TaskItems:
+    """Items for one task through :func:`make_items`, capped at ``max_items`` after a seeded shuffle.
+
+    Errors from building the items are re-raised naming ``origin`` as the file.
+    """
+    kwargs = format_kwargs(entry)
+    if fmt is not None:
+        kwargs["fmt"] = fmt
+    if not examples and skipped:
+        raise InputError(f"no usable examples (skipped: {dict(sorted(skipped.items()))})", file=origin, task=task)
+    examples = list(examples)
+    cap = entry.get("max_items")
+    if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 1):
+        raise ParamsError(f"must be a positive integer or null, got {cap!r}", file="params.yaml", field="max_items")
+    if cap:
+        random.Random(f"{kwargs['seed']}:{task}").shuffle(examples)
+    try:
+        items, chosen = make_items(examples, source=source, task=task, skill=skill, **kwargs)
+    except InputError as e:
+        raise InputError(e.reason, file=e.file or origin, task=task, field=e.field) from None
+    except ParamsError as e:
+        raise ParamsError(e.reason, file="params.yaml", task=task, field=e.field) from None
+    if cap:
+        items = items[:cap]
+    return TaskItems(task=task, items=items, format=chosen, origin=origin, skipped=dict(skipped))
+
+
+def _strings(value: Any, *, file: str, task: str, field: str, allow_str: bool = False) -> list[str]:
+    """``value`` checked to be a list of strings (or a bare string, when allowed)."""
+    if allow_str and isinstance(value, str):
+        return [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise InputError(f"must be a list of strings, got {describe(value)}", file=file, task=task, field=field)
+    return value
+
+
+JSON_TYPES = {dict: "object", list: "list", str: "string", bool: "boolean", int: "number", float: "number",
+              type(None): "null"}
+
+
+def describe(value: Any) -> str:
+    """A short description of a JSON value's type, for error messages ("a list of objects")."""
+    if isinstance(value, list):
+        kinds = sorted({JSON_TYPES.get(type(v), type(v).__name__) for v in value})
+        return f"a list of {'/'.join(k + 's' for k in kinds)}" if kinds else "an empty list"
+    if value is None:
+        return "null"
+    name = JSON_TYPES.get(type(value), type(value).__name__)
+    return f"an {name}" if name[0] in "aeiou" else f"a {name}"
+
+
+def _tag_matches(tags: list[str], wanted: list[str]) -> bool:
+    """Whether a tag equals a wanted one, or its top level does ("Mathematics -> Arithmetic")."""
+    want = {w.strip().lower() for w in wanted}
+    return any(t.strip().lower() in want or t.split("->")[0].strip().lower() in want for t in tags)
+
+
+def task_files(path: Path, wanted: list[str] | None) -> list[Path]:
+    """The task files under ``path`` (or ``path`` itself), restricted to ``wanted`` ids/stems."""
+    files = [path] if path.is_file() else sorted(p for p in path.glob("*.json") if p.is_file())
+    if not files:
+        raise InputError("no SuperNI task files (*.json) in this folder", file=str(path), field="path")
+    if wanted is None:
+        return files
+    keys = {f: {f.stem, f.stem.split("_")[0]} for f in files}
+    missing = [w for w in wanted if not any(w in k for k in keys.values())]
+    if missing:
+        raise ParamsError(f"no task file for {missing[0]!r} in {path}", file="params.yaml", field="tasks")
+    return [f for f in files if keys[f] & set(wanted)]
+
+
+def task_document(file: Path, task: str) -> dict[str, Any]:
+    """A SuperNI task file's object, with its tag fields checked."""
+    doc = read_json_file(file, task=task)
+    if not isinstance(doc, dict):
+        raise InputError(f"expected a JSON object with 'Instances', got {describe(doc)}", file=str(file), task=task)
+    for name in ("Categories", "Reasoning"):
+        _strings(doc.get(name, []), file=str(file), task=task, field=name)
+    return doc
+
+
+def definition_text(doc: dict[str, Any], file: str, task: str) -> str:
+    """The task's ``Definition`` as one string (it is a list of strings in SuperNI)."""
+    if "Definition" not in doc:
+        raise InputError("missing (or set definition: false)", file=file, task=task, field="Definition")
+    parts = _strings(doc["Definition"], file=file, task=task, field="Definition", allow_str=True)
+    text = "\n".join(p.strip() for p in parts if p.strip())
+    if not text:
+        raise InputError("empty (or set definition: false)", file=file, task=task, field="Definition")
+    return text
+
+
+def worked_examples(doc: dict[str, Any], n: int, file: str, task: str) -> list[str]:
+    """The first ``n`` ``Positive Examples`` rendered as worked examples (fewer if the task has fewer)."""
+    if n <= 0:
+        return []
+    positives = doc.get("Positive Examples", [])
+    if not isinstance(positives, list):
+        raise InputError(f"must be a list, got {describe(positives)}", file=file, task=task,
+                         field="Positive Examples")
+    out = []
+    for i, ex in enumerate(positives[:n]):
+        where = f"Positive Examples[{i}]"
+        if not isinstance(ex, dict) or not isinstance(ex.get("input"), str) or not isinstance(ex.get("output"), str):
+            raise InputError("needs a string 'input' and a string 'output'", file=file, task=task, field=where)
+        out.append(f"Example {i + 1}:\nInput: {ex['input'].strip()}\nOutput: {ex['output'].strip()}")
+    return out
+
+
+def question_text(preamble: list[str], text: str) -> str:
+    """The definition and worked examples, then the instance input."""
+    if not preamble:
+        return text
+    return "\n\n".join([*preamble, f"Input: {text.strip()}"])
+
+
+def instance_outputs(inst: dict[str, Any], file: str, task: str, where: str) -> list[str]:
+    """The instance's distinct non-blank outputs (empty when all of them are blank)."""
+    if "output" not in inst:
+        raise InputError("missing", file=file, task=task, field=f"{where}.output")
+    outputs = _strings(inst["output"], file=file, task=task, field=f"{where}.output")
+    if not outputs:
+        raise InputError("empty output list", file=file, task=task, field=f"{where}.output")
+    return list(dict.fromkeys(o.strip() for o in outputs if o.strip()))
+
+
+def instance_examples(doc: dict[str, Any], preamble: list[str], file: str,
+                      task: str) -> tuple[list[RawExample], dict[str, int]]:
+    """One example per instance, and the counts of skipped instances by reason."""
+    if "Instances" not in doc:
+        raise InputError("missing", file=file, task=task, field="Instances")
+    instances = doc["Instances"]
+    if not isinstance(instances, list):
+        raise InputError(f"must be a list, got {describe(instances)}", file=file, task=task, field="Instances")
+    if not instances:
+        raise InputError("task has no instances", file=file, task=task, field="Instances")
+    examples: list[RawExample] = []
+    skipped: dict[str, int] = {}
+    seen: dict[str, tuple[str, list]] = {}
+    for i, inst in enumerate(instances):
+        where = f"Instances[{i}]"
+        if not isinstance(inst, dict):
+            raise InputError(f"must be an object, got {describe(inst)}", file=file, task=task, field=where)
+        text = inst.get("input")
+        if not isinstance(text, str) or not text.strip():
+            raise InputError("missing or empty input string", file=file, task=task, field=f"{where}.input")
+        outputs = instance_outputs(inst, file, task, where)
+        uid = inst.get("id")
+        if uid is not None:
+            if not isinstance(uid, (str, int)) or isinstance(uid, bool):
+                raise InputError(f"must be a string, got {describe(uid)}", file=file, task=task, field=f"{where}.id")
+            uid = str(uid)
+            if uid in seen:
+                if seen[uid] != (text, inst["output"]):
+                    raise InputError(f"instance id {uid!r} appears twice with different content",
+                                     file=file, task=task, field=f"{where}.id")
+                skipped["duplicate_id"] = skipped.get("duplicate_id", 0) + 1
+                continue
+            seen[uid] = (text, inst["output"])
+        if not outputs:
+            skipped["blank_output"] = skipped.get("blank_output", 0) + 1
+            continue
+        examples.append(RawExample(question=question_text(preamble, text), answers=outputs,
+                                   meta={"id": uid, "index": i}))
+    return examples, skipped
+
+
+def task_skill(doc: dict[str, Any]) -> str:
+    """The first ``Reasoning`` tag, else the first ``Categories`` entry, else ``general``."""
+    for name in ("Reasoning", "Categories"):
+        tags = [t.strip() for t in doc.get(name, []) if t.strip()]
+        if tags:
+            return tags[0]
+    return "general"
+
+
+def check_options(entry: dict[str, Any]) -> tuple[int, bool]:
+    """The validated ``few_shot`` and ``definition`` fields."""
+    few_shot, definition = entry["few_shot"], entry["definition"]
+    if isinstance(few_shot, bool) or not isinstance(few_shot, int) or few_shot < 0:
+        raise ParamsError(f"must be an integer >= 0, got {few_shot!r}", file="params.yaml", field="few_shot")
+    if not isinstance(definition, bool):
+        raise ParamsError(f"must be true or false, got {definition!r}", file="params.yaml", field="definition")
+    return few_shot, definition
+
+
+@register("superni", FIELDS)
+def load(entry: dict[str, Any], seed: int) -> list[TaskItems]:
+    """One :class:`TaskItems` per selected SuperNI task file."""
+    path = require_path(entry["path"])
+    few_shot, definition = check_options(entry)
+    wanted, categories, reasoning = (param_list(entry, n) for n in ("tasks", "categories", "reasoning"))
+    out = []
+    for file in task_files(path, wanted):
+        task = check_task_name(file.stem, file=str(file))
+        doc = task_document(file, task)
+        if categories and not _tag_matches(doc.get("Categories", []), categories):
+            continue
+        if reasoning and not _tag_matches(doc.get("Reasoning", []), reasoning):
+            continue
+        preamble = ([definition_text(doc, str(file), task)] if definition else []) + \
+            worked_examples(doc, few_shot, str(file), task)
+        examples, skipped = instance_examples(doc, preamble, str(file), task)
+        out.append(build_task(examples, entry, source=f"superni:{file}", task=task,
+                              skill=entry["skill"] or task_skill(doc), origin=str(file), skipped=skipped))
+    if not out:
+        raise ParamsError(f"no task in {path} matches the categories/reasoning filters", file="params.yaml",
+                          field="categories" if categories else "reasoning")
+    return out

@@ -1,0 +1,114 @@
+"""The whole DAG under DVC with the tiny profile: runs, caches, reruns only what changed, resumes."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import make_project
+
+pytestmark = pytest.mark.slow
+STAGES = ["prepare-model", "ingest", "probe", "baseline", "score@syllogism", "score@basic_arithmetic", "utility",
+          "mix", "sft-select", "rl-train", "evaluate"]
+
+
+def dvc(project: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    res = subprocess.run(["dvc", *args], cwd=project, capture_output=True, text=True)
+    if check and res.returncode != 0:
+        raise AssertionError(f"dvc {' '.join(args)} failed:\n{res.stdout}\n{res.stderr}")
+    return res
+
+
+def ran_stages(output: str) -> list[str]:
+    return [line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage")]
+
+
+@pytest.fixture(scope="module")
+def ran(tmp_path_factory) -> Path:
+    project = make_project(tmp_path_factory.mktemp("pipeline") / "project")
+    res = dvc(project, "repro")
+    assert ran_stages(res.stdout) == STAGES
+    subprocess.run(["git", "add", "-A"], cwd=project, check=True)
+    subprocess.run(["git", "commit", "-qm", "tiny run"], cwd=project, check=True)
+    return project
+
+
+def copy(project: Path, dest: Path) -> Path:
+    shutil.copytree(project, dest, symlinks=True)
+    return dest
+
+
+def test_outputs_metrics_and_manifests(ran):
+    ev = json.loads((ran / "metrics" / "eval.json").read_text())
+    assert set(ev["subtasks"]) == {"course_schedule", "leg_counting"}
+    assert set(ev["base"]) == {"pass@1", "pass@2"}
+    assert 0 <= ev["trained"]["pass@1"]["mean"] <= 1
+    man = yaml.safe_load((ran / "mixture.yaml").read_text())
+    assert man["strategy"] == "micro" and man["tasks"] and man["total_items"] == 4
+    assert yaml.safe_load((ran / "sft_set.yaml").read_text())["size"] == 2
+    assert (ran / "data" / "models" / "trained" / "model.safetensors").exists()
+    shown = dvc(ran, "metrics", "show", "--json").stdout
+    assert "metrics/eval.json" in shown
+    assert (ran / "metrics" / "train" / "grpo" / "plots" / "metrics" / "reward.tsv").exists()
+
+
+def test_second_repro_does_nothing(ran):
+    res = dvc(ran, "repro")
+    assert ran_stages(res.stdout) == []
+    assert "Data and pipelines are up to date" in res.stdout
+
+
+def test_changing_the_strategy_reruns_only_mix_and_after(ran, tmp_path):
+    p = copy(ran, tmp_path / "p")
+    params = yaml.safe_load((p / "params.yaml").read_text())
+    params["mix"]["strategy"] = "all"
+    (p / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    res = dvc(p, "repro")
+    assert ran_stages(res.stdout) == ["mix", "sft-select", "rl-train", "evaluate"]
+    assert yaml.safe_load((p / "mixture.yaml").read_text())["strategy"] == "all"
+    # a strategy that picks the same tasks gives the same mixture and SFT bytes: training is not redone
+    params["mix"]["strategy"] = "manual"
+    params["mix"]["manual_tasks"] = [t["task"] for t in yaml.safe_load((p / "mixture.yaml").read_text())["tasks"]]
+    (p / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    assert ran_stages(dvc(p, "repro").stdout) == ["mix", "sft-select"]
+
+
+def test_exp_run_and_metrics_diff(ran, tmp_path):
+    p = copy(ran, tmp_path / "p")
+    res = dvc(p, "exp", "run", "-S", "mix.strategy=all", "-S", "mix.total_size=6")
+    assert "Running stage 'rl-train'" in res.stdout
+    assert "Running stage 'mix'" in res.stdout and "Running stage 'score" not in res.stdout
+    diff = dvc(p, "metrics", "diff", "--json").stdout
+    assert "metrics/eval.json" in diff or "metrics/train" in diff
+    assert yaml.safe_load((p / "mixture.yaml").read_text())["total_items"] == 6
+
+
+def test_rl_train_resumes_after_sigkill(ran, tmp_path):
+    p = copy(ran, tmp_path / "p")
+    params = yaml.safe_load((p / "params.yaml").read_text())
+    params["rl_train"]["grpo"].update(max_steps=12, save_steps=1)
+    (p / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    scratch = p / "data" / "scratch" / "rl-train" / "grpo"
+    proc = subprocess.Popen(["dvc", "repro", "rl-train"], cwd=p, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    deadline = time.time() + 240
+    while time.time() < deadline and not list(scratch.glob("checkpoint-[3-9]*")):
+        time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    checkpoints = sorted(scratch.glob("checkpoint-*"), key=lambda c: int(c.name.split("-")[1]))
+    assert checkpoints, "no checkpoint was written before the kill"
+    killed_at = int(checkpoints[-1].name.split("-")[1])
+    assert killed_at < 12
+    res = dvc(p, "repro", "rl-train")
+    assert f"resuming GRPO from {checkpoints[-1]}".replace(str(p) + "/", "") in res.stdout + res.stderr
+    state = json.loads((scratch / "checkpoint-12" / "trainer_state.json").read_text())
+    steps = [h["step"] for h in state["log_history"] if "reward" in h]
+    assert steps == list(range(1, 13))
+    assert (p / "data" / "models" / "trained" / "model.safetensors").exists()

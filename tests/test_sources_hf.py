@@ -1,0 +1,107 @@
+"""kind: hf — local Parquet/JSONL/CSV files through datasets.load_dataset, column mapping, tasks, offline."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from supernova.answer import is_correct
+from supernova.errors import InputError, ParamsError
+from supernova.sources import load_entry
+from supernova.sources.hf import answer_texts, choice_index, default_task
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "hf"
+
+
+def load(dataset, **kw):
+    return {t.task: t for t in load_entry({"kind": "hf", "dataset": str(dataset), **kw}, "ingest.sources[0]", 0)}
+
+
+def test_jsonl_with_alias_lists_and_a_skill_column():
+    [t] = load(FIXTURES / "qa.jsonl", task="trivia", format="exact",
+               columns={"answer": "answers", "skill": "topic"}).values()
+    assert (t.task, t.format, len(t.items)) == ("trivia", "exact", 5)
+    ocean = t.items[2]
+    assert (ocean.answer, ocean.meta["aliases"], ocean.skill) == ("Pacific Ocean", ["Pacific"], "geography")
+    assert ocean.meta == {"dataset": str(FIXTURES / "qa.jsonl"), "split": "train", "row": 2, "aliases": ["Pacific"]}
+    assert t.items[4].skill == "trivia"                 # empty skill cell: the task's skill
+    assert is_correct("The answer is: pacific", answer=ocean.answer, answer_type="exact", meta=ocean.meta)
+
+
+def test_csv_numbers_default_task_name_and_any_split_name():
+    [t] = load(FIXTURES / "numbers.csv", split="test", format="exact", columns={"question": "q", "answer": "a"}).values()
+    assert (t.task, t.format, [it.answer for it in t.items]) == ("numbers", "numeric", ["4", "42", "8", "7"])
+    assert t.items[0].source == f"hf:{FIXTURES / 'numbers.csv'}:test"
+
+
+def test_choices_column_with_index_answers_and_a_task_column():
+    tasks = load(FIXTURES / "mcq.jsonl", task_column="subject",
+                 columns={"question": "prompt", "choices": "options", "answer": "label"})
+    assert sorted(tasks) == ["astronomy", "chemistry"]
+    astro, chem = tasks["astronomy"], tasks["chemistry"]
+    assert astro.format == "mcq_given" and [it.answer for it in astro.items] == ["B", "A"]
+    assert chem.skipped == {"ambiguous_choices": 1}                 # "Oxygen" twice among the choices
+    assert [it.answer for it in chem.items] == ["B", "B"]
+    gold = chem.items[1]
+    assert is_correct("The answer is: (B)", answer=gold.answer, answer_type="mcq", choices=gold.choices)
+    assert is_correct("The answer is: Au", answer=gold.answer, answer_type="mcq", choices=gold.choices)
+
+
+def test_answer_given_as_choice_text_or_letter():
+    [t] = load(FIXTURES / "mcq_text.jsonl", task="planets", columns={
+        "question": "prompt", "choices": "options", "answer": "label"}).values()
+    assert [it.answer for it in t.items] == ["A", "B", "B"]
+
+
+def test_parquet_file_and_a_cap(tmp_path):
+    path = tmp_path / "arith.parquet"
+    pd.DataFrame({"question": [f"What is {i} + {i}?" for i in range(12)],
+                  "answer": [2 * i for i in range(12)]}).to_parquet(path)
+    [t] = load(path, max_items=5).values()
+    assert (t.task, t.format, len(t.items)) == ("arith", "numeric", 5)
+    assert all(int(it.answer) == 2 * it.meta["row"] for it in t.items)
+
+
+@pytest.mark.parametrize("value,expected", [
+    ("Oslo", ["Oslo"]), (42, ["42"]), (2.5, ["2.5"]), (True, ["True"]),
+    (["red", "blue", "red"], ["red", "blue"]), ("  ", None), (None, None), ([], None), ({"a": 1}, None),
+])
+def test_answer_cells(value, expected):
+    assert answer_texts(value) == expected
+
+
+@pytest.mark.parametrize("value,expected", [
+    (1, 1), (3, None), ("b", 1), ("(C)", 2), ("Mars", 2), ("mars", 2), ("Pluto", None), (True, None),
+])
+def test_choice_index(value, expected):
+    assert choice_index(value, ["Venus", "Mercury", "Mars"]) == expected
+
+
+def test_default_task_names():
+    assert default_task("openai/gsm8k", "main") == "gsm8k-main"
+    assert default_task("data/train.parquet", None) == "train"
+
+
+@pytest.mark.parametrize("entry,error,where", [
+    ({"task": "a", "task_column": "b"}, ParamsError, "field task_column: give task or task_column"),
+    ({"columns": {"prompt": "question"}}, ParamsError, "field columns.prompt: unknown item field"),
+    ({"split": ""}, ParamsError, "field split"),
+    ({"columns": {"question": "nope"}}, InputError, "task qa: field columns.question: no column 'nope'"),
+    ({"columns": {"answer": "answers"}, "task_column": "topic"}, InputError,
+     r"field task_column: row 4 \(column 'topic'\): is empty"),
+])
+def test_bad_entries_are_one_line(entry, error, where):
+    with pytest.raises(error, match=where) as caught:
+        load(FIXTURES / "qa.jsonl", **entry)
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.skipif(not __import__("datasets").config.HF_HUB_OFFLINE, reason="needs HF_HUB_OFFLINE=1")
+def test_hub_id_offline_is_a_clear_error():
+    with pytest.raises(InputError) as caught:
+        load("someorg/not-a-cached-dataset", name="main")
+    assert str(caught.value) == (
+        "someorg/not-a-cached-dataset: field dataset: hub dataset is not in the local cache and HF_HUB_OFFLINE=1 "
+        "is set (download it once online, or give a local Parquet/JSONL/JSON/CSV path)")
