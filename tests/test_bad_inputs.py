@@ -4,12 +4,14 @@ and a failed ingest writes nothing."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import datasets
 import pytest
 import yaml
 
@@ -62,7 +64,8 @@ PARAMS = "params.yaml"
 # (case, role of the bad entry, entry, expectation)
 CASES = [
     ("superni invalid JSON", "sources", superni("superni_invalid_json"),
-     Err("superni_invalid_json/task001_truncated.json", "task001_truncated", None, "invalid JSON: Unterminated string starting at (line 2, column 24)")),
+     Err("superni_invalid_json/task001_truncated.json", "task001_truncated", None,
+         "invalid JSON: Unterminated string starting at (line 2, column 24)")),
     ("superni file is a JSON list", "sources", superni("superni_json_list"),
      Err("superni_json_list/task002_list.json", "task002_list", None,
          "expected a JSON object with 'Instances', got a list of objects")),
@@ -101,7 +104,8 @@ CASES = [
          "must be a list of strings, got a string")),
     ("superni file name not a task name", "sources", superni("superni_bad_task_name"),
      Err("superni_bad_task_name/task 015 spaces.json", "task 015 spaces", "task", "must match")),
-    ("superni positive example without output", "sources", superni("superni_positive_example_without_output", few_shot=1),
+    ("superni positive example without output", "sources",
+     superni("superni_positive_example_without_output", few_shot=1),
      Err("superni_positive_example_without_output/task016_bad_positive.json", "task016_bad_positive",
          "Positive Examples[0]", "needs a string 'input' and a string 'output'")),
     ("superni blank output: skipped", "sources", superni("superni_blank_output"),
@@ -145,7 +149,8 @@ CASES = [
      Err("bbh_letter_targets_not_options/date_understanding.json", "date_understanding", None,
          "no usable examples (skipped: {'target_not_an_option': 3})")),
     ("bbh file is a JSON list", "targets", bigbench("bbh_file_is_a_list"),
-     Err("bbh_file_is_a_list/navigate.json", "navigate", None, "expected a JSON object with 'examples', got a list of objects")),
+     Err("bbh_file_is_a_list/navigate.json", "navigate", None,
+         "expected a JSON object with 'examples', got a list of objects")),
     ("bbh unknown sub-task", "targets", {**GOOD_TARGET, "tasks": ["navigat"]},
      Err(str(FIXTURES / "bbh"), None, "tasks", "no sub-task 'navigat'")),
     ("bbeh target not a string", "targets", bigbench("bbeh_target_not_a_string"),
@@ -169,7 +174,8 @@ CASES = [
      Err("hf_malformed_jsonl/data.jsonl", None, "dataset", "cannot load: ArrowInvalid: JSON parse error")),
     ("hf unsupported file type", "sources", hf("hf_unsupported_file/data.txt"),
      Err("hf_unsupported_file/data.txt", None, "dataset", "unsupported file type '.txt'")),
-    ("hf answer not among the choices", "sources", hf("hf_answer_not_a_choice/data.jsonl", columns={"choices": "choices"}),
+    ("hf answer not among the choices", "sources",
+     hf("hf_answer_not_a_choice/data.jsonl", columns={"choices": "choices"}),
      Err("hf_answer_not_a_choice/data.jsonl", "data", "columns.answer", "'Pluto' is not a choice")),
 ]
 
@@ -229,7 +235,7 @@ def test_bad_input(role, entry, expect, tokenizer, tmp_path):
     assert not list(out.rglob("*")), "a failed ingest must not write anything"
 
 
-@pytest.mark.skipif(not __import__("datasets").config.HF_HUB_OFFLINE, reason="needs HF_HUB_OFFLINE=1")
+@pytest.mark.skipif(not datasets.config.HF_HUB_OFFLINE, reason="needs HF_HUB_OFFLINE=1")
 def test_hub_id_offline_is_one_line(tokenizer, tmp_path):
     entry = {"kind": "hf", "dataset": "someorg/no-such-dataset-for-supernova"}
     with pytest.raises(InputError) as caught:
@@ -258,8 +264,12 @@ def write_params(root: Path, ingest_section: dict) -> None:
 
 def run_stage(root: Path) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "stages/ingest.py"], cwd=root, capture_output=True, text=True,
-                          env={**__import__("os").environ, "HF_HUB_OFFLINE": "1", "SUPERNOVA_LOG": "WARNING"},
-                          timeout=600)
+                          env={**os.environ, "HF_HUB_OFFLINE": "1", "SUPERNOVA_LOG": "WARNING"}, timeout=600)
+
+
+def written(root: Path) -> list[Path]:
+    """The files ingest wrote in a scratch project."""
+    return sorted(p for p in (root / "data" / "items").rglob("*") if p.is_file()) + [root / "metrics" / "ingest.json"]
 
 
 def error_lines(stderr: str) -> list[str]:
@@ -281,12 +291,11 @@ def test_stage_reports_one_line_and_writes_nothing(tmp_path, tiny_model):
 def test_stage_failure_leaves_previous_outputs_untouched(tmp_path, tiny_model):
     root = scratch_project(tmp_path / "project", tiny_model, {"sources": [GOOD_SOURCE], "targets": [GOOD_TARGET]})
     assert run_stage(root).returncode == 0
-    outputs = sorted(p for p in (root / "data" / "items").rglob("*") if p.is_file()) + [root / "metrics" / "ingest.json"]
+    outputs = written(root)
     before = {p: p.read_bytes() for p in outputs}
     write_params(root, {"sources": [GOOD_SOURCE], "targets": [bigbench("bbeh_target_not_a_string")]})
     proc = run_stage(root)
     assert proc.returncode == 2
     [line] = error_lines(proc.stderr)
     assert "task bbeh_multistep_arithmetic: field examples[1].target: target must be a string" in line
-    after = sorted(p for p in (root / "data" / "items").rglob("*") if p.is_file()) + [root / "metrics" / "ingest.json"]
-    assert after == outputs and all(p.read_bytes() == before[p] for p in outputs)
+    assert written(root) == outputs and all(p.read_bytes() == before[p] for p in outputs)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import datasets
 import pandas as pd
 import pytest
 
@@ -31,7 +32,8 @@ def test_jsonl_with_alias_lists_and_a_skill_column():
 
 
 def test_csv_numbers_default_task_name_and_any_split_name():
-    [t] = load(FIXTURES / "numbers.csv", split="test", format="exact", columns={"question": "q", "answer": "a"}).values()
+    [t] = load(FIXTURES / "numbers.csv", split="test", format="exact",
+               columns={"question": "q", "answer": "a"}).values()
     assert (t.task, t.format, [it.answer for it in t.items]) == ("numbers", "numeric", ["4", "42", "8", "7"])
     assert t.items[0].source == f"hf:{FIXTURES / 'numbers.csv'}:test"
 
@@ -98,7 +100,7 @@ def test_bad_entries_are_one_line(entry, error, where):
     assert "\n" not in str(caught.value)
 
 
-@pytest.mark.skipif(not __import__("datasets").config.HF_HUB_OFFLINE, reason="needs HF_HUB_OFFLINE=1")
+@pytest.mark.skipif(not datasets.config.HF_HUB_OFFLINE, reason="needs HF_HUB_OFFLINE=1")
 def test_hub_id_offline_is_a_clear_error():
     with pytest.raises(InputError) as caught:
         load("someorg/not-a-cached-dataset", name="main")

@@ -5,8 +5,8 @@ Layouts (``path``):
 * BBH: a folder of ``<name>.json`` files, or one file, each ``{"examples": [{"input", "target"}]}``
   (a ``canary`` key and other top-level keys are ignored); the sub-task is the file stem.
 * BBEH: a folder of ``<subtask>/task.json`` folders with the same example form; the sub-task is
-  the folder name (characters a task name cannot hold become ``_``). In such a folder every
-  sub-folder must hold a ``task.json``.
+  the folder name (characters a task name cannot hold become ``_``). A folder without top-level
+  ``<name>.json`` files is read this way, so every sub-folder of it must hold a ``task.json``.
 * BIG-bench: ``task.json`` with ``examples: [{"input", "target_scores": {choice: score}}]`` —
   multiple choice with the given choices; the gold is the choice with the highest score, which
   must be positive. An example whose top score is shared by several choices has no single gold
@@ -77,7 +77,7 @@ def safe_task_name(raw: str, file: Path) -> str:
 def discover(path: Path) -> list[tuple[str, Path]]:
     """(sub-task name, file) pairs for the layouts the kind accepts."""
     if path.is_file():
-        raw = path.parent.name if path.name == "task.json" else path.stem
+        raw = path.resolve().parent.name if path.name == "task.json" else path.stem
         return [(safe_task_name(raw, path), path)]
     if (path / "task.json").is_file():
         return [(safe_task_name(path.resolve().name, path / "task.json"), path / "task.json")]

@@ -1,0 +1,71 @@
+"""sft-select: band filter, loss/IFD scoring, diversity across groups, manifest."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from supernova.errors import InputError
+from supernova.model import load_for_training
+from supernova.prompts import PromptConfig
+from supernova.schema import SFT, conform, items_frame
+from supernova.sft_select import SFTSelectConfig, answer_losses, manifest, round_robin, select
+from supernova.sources import load_entry
+
+
+def probed():
+    frames = []
+    for name in ("syllogism", "basic_arithmetic", "family_relationships"):
+        [t] = load_entry({"kind": "reasoning_gym", "name": name, "size": 8, "format": "mcq"}, "x", 0)
+        df = items_frame(t.items)
+        df["n"], df["correct"] = 4, [i % 5 for i in range(len(df))]
+        df["correct"] = df["correct"].clip(upper=4)
+        df["pass_rate"] = df["correct"] / 4
+        df["kept"], df["drop_reason"] = True, ""
+        frames.append(df)
+    return pd.concat(frames, ignore_index=True)
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_model):
+    model, tok = load_for_training(tiny_model)
+    return model.eval(), tok
+
+
+def test_selection_respects_band_size_and_spreads_over_tasks(tiny):
+    model, tok = tiny
+    cfg = SFTSelectConfig(size=6, band=(0.0, 0.5))
+    out = select(probed(), model, tok, PromptConfig(), cfg)
+    assert len(out) == 6 and out["pass_rate"].max() <= 0.5
+    assert out["task"].value_counts().to_dict() == {"basic_arithmetic": 2, "family_relationships": 2, "syllogism": 2}
+    conform(out, SFT)  # has every SFT column
+    assert np.all(out["ifd"] > 0)
+    again = select(probed(), model, tok, PromptConfig(), cfg)
+    assert out["uid"].tolist() == again["uid"].tolist()
+
+
+def test_highest_score_first_within_a_group():
+    c = pd.DataFrame({"uid": list("abcd"), "sft_score": [0.1, 0.9, 0.5, 0.7], "g": ["x", "x", "y", "y"]})
+    out = round_robin(c.set_index(pd.RangeIndex(4)), c["g"], 3, None)
+    assert out["uid"].tolist() == ["b", "d", "a"]
+    assert round_robin(c, c["g"], 4, 1)["uid"].tolist() == ["b", "d"]
+
+
+def test_loss_is_higher_for_a_wrong_gold_answer(tiny):
+    model, tok = tiny
+    df = probed().head(4)
+    wrong = df.copy()
+    wrong["answer"] = "this is not the answer at all"
+    wrong["answer_type"] = "exact"
+    assert answer_losses(model, tok, df, PromptConfig(), with_question=True).shape == (4,)
+    assert np.isfinite(answer_losses(model, tok, wrong, PromptConfig(), with_question=False)).all()
+
+
+def test_clusters_and_empty_band(tiny):
+    model, tok = tiny
+    out = select(probed(), model, tok, PromptConfig(), SFTSelectConfig(size=4, diversity="cluster", clusters=3,
+                                                                       score="ifd"))
+    assert len(out) == 4
+    man = manifest(SFTSelectConfig(size=4), out, 20, "f", "h")
+    assert man["size"] == 4 and sum(man["per_task"].values()) == 4 and len(man["items"]) == 4
+    with pytest.raises(InputError, match="sft_select.band"):
+        select(probed(), model, tok, PromptConfig(), SFTSelectConfig(band=(0.6, 0.7)))
