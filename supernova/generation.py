@@ -42,6 +42,7 @@ class SamplingConfig:
     top_p: float = 1.0
     max_new_tokens: int = 32
     seed: int = 0
+    ignore_eos: bool = False   # always generate max_new_tokens (fixed workloads for benchmarks)
 
     def __post_init__(self):
         if self.n < 1 or self.max_new_tokens < 1 or self.temperature < 0:
@@ -126,6 +127,7 @@ class HFGenerator(Generator):
             greedy = sampling.temperature == 0
             n = 1 if greedy else sampling.n
             kwargs = dict(max_new_tokens=sampling.max_new_tokens, num_return_sequences=n,
+                          min_new_tokens=sampling.max_new_tokens if sampling.ignore_eos else None,
                           pad_token_id=self.tok.pad_token_id, eos_token_id=self.tok.eos_token_id)
             if greedy:
                 kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
@@ -195,7 +197,7 @@ class VLLMGenerator(Generator):
         greedy = sampling.temperature == 0
         params = [SamplingParams(n=1 if greedy else sampling.n, temperature=sampling.temperature,
                                  top_p=sampling.top_p if not greedy else 1.0,
-                                 max_tokens=sampling.max_new_tokens,
+                                 max_tokens=sampling.max_new_tokens, ignore_eos=sampling.ignore_eos,
                                  seed=request_seed(sampling.seed, k)) for k in keys]
         results = self.llm.chat([list(c) for c in conversations], params, use_tqdm=True,
                                 add_generation_prompt=True)

@@ -70,6 +70,7 @@ UTILITY = pa.schema([
     ("ci_high", pa.float64()),
     ("n_items", pa.int32()),
     ("method", pa.string()),       # "rl" or a proxy such as "gradient"
+    ("seconds", pa.float64()),     # wall time of this task's run (training + evaluation, or the proxy)
 ])
 
 #: Items selected for SFT, with why they were selected.

@@ -11,9 +11,11 @@ paired bootstrap CI. Checkpoints are scratch: only the evaluation counts are kep
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import random
 import shutil
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -82,7 +84,7 @@ def training_items(probed: pd.DataFrame, task: str, target_size: int, seed: int)
 
 
 def utility_rows(base: pd.DataFrame, trained: pd.DataFrame, task: str, seed: int, ev: EvalConfig,
-                 method: str = "rl") -> pd.DataFrame:
+                 seconds: float, method: str = "rl") -> pd.DataFrame:
     """UTILITY rows for one source task and seed: per target sub-task and k."""
     frames = []
     for k in ev.k:
@@ -90,7 +92,7 @@ def utility_rows(base: pd.DataFrame, trained: pd.DataFrame, task: str, seed: int
         frames.append(pd.DataFrame({
             "source_task": task, "target_task": g["task"], "seed": seed, "k": k, "base": g["base"],
             "trained": g["trained"], "utility": g["gain"], "ci_low": g["ci_low"], "ci_high": g["ci_high"],
-            "n_items": g["n_items"], "method": method}))
+            "n_items": g["n_items"], "method": method, "seconds": seconds}))
     return pd.concat(frames, ignore_index=True)
 
 
@@ -100,8 +102,9 @@ def score_task_rl(task: str, probed: pd.DataFrame, base_model: Path, dev: pd.Dat
     """Utility rows of ``task`` from one compute-matched GRPO run per seed."""
     out = []
     for seed in cfg.seeds:
+        start = time.perf_counter()
         items = training_items(probed, task, cfg.target_size, seed)
-        settings = GRPOSettings(**{**cfg.grpo.__dict__, "seed": seed})
+        settings = dataclasses.replace(cfg.grpo, seed=seed)
         ckpt = scratch / f"seed{seed}" / "model"
         run_grpo(base_model, items, settings, prompt, ckpt, scratch_dir=scratch / f"seed{seed}" / "run")
         gen = load_generator(ckpt, gen_cfg, seed=ev.seed)
@@ -109,7 +112,7 @@ def score_task_rl(task: str, probed: pd.DataFrame, base_model: Path, dev: pd.Dat
             res = sample_and_check(gen, dev, prompt, ev.sampling, model=f"score:{task}", desc=f"score {task}")
         finally:
             gen.close()
-        out.append(utility_rows(base_dev, res, task, seed, ev))
+        out.append(utility_rows(base_dev, res, task, seed, ev, time.perf_counter() - start))
         shutil.rmtree(scratch / f"seed{seed}", ignore_errors=True)
     return pd.concat(out, ignore_index=True)
 
@@ -121,11 +124,13 @@ def score_task_gradient(task: str, probed: pd.DataFrame, base_model: Path, dev: 
 
     out = []
     for seed in cfg.seeds:
+        start = time.perf_counter()
         items = training_items(probed, task, cfg.target_size, seed)
         cos = gradient_alignment(base_model, items, dev, prompt, cfg.proxy_layers)
         sizes = dev.groupby("task").size()
         out.append(pd.DataFrame({
             "source_task": task, "target_task": list(cos), "seed": seed, "k": cfg.k, "base": float("nan"),
             "trained": float("nan"), "utility": list(cos.values()), "ci_low": float("nan"),
-            "ci_high": float("nan"), "n_items": [int(sizes[t]) for t in cos], "method": "gradient"}))
+            "ci_high": float("nan"), "n_items": [int(sizes[t]) for t in cos], "method": "gradient",
+            "seconds": time.perf_counter() - start}))
     return pd.concat(out, ignore_index=True)

@@ -21,7 +21,7 @@ def utility_table():
             for seed, jitter in ((0, -0.01), (1, 0.01)):
                 rows.append({"source_task": s, "target_task": t, "seed": seed, "k": 1, "base": 0.2,
                              "trained": 0.2 + u + jitter, "utility": u + jitter, "ci_low": u - 0.1,
-                             "ci_high": u + 0.1, "n_items": 16, "method": "rl"})
+                             "ci_high": u + 0.1, "n_items": 16, "method": "rl", "seconds": 60.0})
     return pd.DataFrame(rows)
 
 
