@@ -69,7 +69,9 @@ def make_items(examples: list[RawExample], *, source: str, task: str, skill: str
         for e in examples:
             labels.setdefault(normalize(e.answers[0]), e.answers[0].strip())
         label_list = [labels[k] for k in sorted(labels)]
+        label_norms = [normalize(x) for x in label_list]
     pool = list(dict.fromkeys(e.answers[0].strip() for e in examples))
+    norm = {a: normalize(a) for a in pool}  # normalised once per task, not once per item
     for i, e in enumerate(examples):
         gold = e.answers[0].strip()
         meta = dict(e.meta)
@@ -80,17 +82,17 @@ def make_items(examples: list[RawExample], *, source: str, task: str, skill: str
                 raise InputError("gold answer is not among the choices", task=task, field="choices")
             items.append(Item(source, task, skill, e.question, choice_letter(golds[0]), choices, "mcq", meta))
         elif chosen == "mcq_labels":
-            idx = [normalize(x) for x in label_list].index(normalize(gold))
+            idx = label_norms.index(normalize(gold))
             items.append(Item(source, task, skill, e.question, choice_letter(idx), label_list, "mcq", meta))
         elif chosen == "mcq_distractors":
             rng = random.Random(f"{seed}:{task}:{i}")
             banned = {normalize(a) for a in e.answers}
-            candidates = [a for a in pool if normalize(a) not in banned]
+            candidates = [a for a in pool if norm[a] not in banned]
             distractors: list[str] = []
             seen: set[str] = set()
             for a in rng.sample(candidates, len(candidates)):
-                if normalize(a) not in seen:
-                    seen.add(normalize(a))
+                if norm[a] not in seen:
+                    seen.add(norm[a])
                     distractors.append(a)
                 if len(distractors) == num_choices - 1:
                     break
