@@ -6,6 +6,7 @@ from the last one if nothing that determines the run has changed.
 
 from supernova import paths, stage
 from supernova.config import from_section
+from supernova.generation import GenerationConfig
 from supernova.prompts import PromptConfig
 from supernova.rl_train import RLTrainConfig
 from supernova.schema import ITEM, SFT, read_table
@@ -15,6 +16,7 @@ from supernova.training import run_grpo, run_sft
 def main(params: dict) -> None:
     cfg = from_section(RLTrainConfig, params, "rl_train")
     prompt = from_section(PromptConfig, params, "prompt")
+    gen = from_section(GenerationConfig, params, "generation")
     start = paths.BASE_MODEL
     if cfg.sft.enabled:
         sft_model = paths.TRAIN_SCRATCH / "sft-model"
@@ -22,7 +24,7 @@ def main(params: dict) -> None:
                 scratch_dir=paths.TRAIN_SCRATCH / "sft", live_dir=str(paths.METRICS / "train" / "sft"))
         start = sft_model
     run_grpo(start, read_table(paths.MIXTURE, ITEM), cfg.grpo, prompt, paths.TRAINED_MODEL,
-             scratch_dir=paths.TRAIN_SCRATCH / "grpo", live_dir=str(paths.METRICS / "train" / "grpo"))
+             scratch_dir=paths.TRAIN_SCRATCH / "grpo", live_dir=str(paths.METRICS / "train" / "grpo"), gen=gen)
 
 
 if __name__ == "__main__":

@@ -148,7 +148,7 @@ class HFGenerator(Generator):
         del self.model
 
 
-def _vllm_environment(cfg: GenerationConfig) -> None:
+def vllm_environment(cfg: GenerationConfig) -> None:
     cache = Path(cfg.cache_dir).resolve()
     os.environ.setdefault("VLLM_CACHE_ROOT", str(cache / "vllm"))
     os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(cache / "inductor"))
@@ -178,7 +178,7 @@ class VLLMGenerator(Generator):
     name = "vllm"
 
     def __init__(self, model_path: str | os.PathLike, cfg: GenerationConfig = GenerationConfig(), seed: int = 0):
-        _vllm_environment(cfg)
+        vllm_environment(cfg)
         from vllm import LLM
 
         self.cfg = cfg

@@ -106,7 +106,7 @@ def score_task_rl(task: str, probed: pd.DataFrame, base_model: Path, dev: pd.Dat
         items = training_items(probed, task, cfg.target_size, seed)
         settings = dataclasses.replace(cfg.grpo, seed=seed)
         ckpt = scratch / f"seed{seed}" / "model"
-        run_grpo(base_model, items, settings, prompt, ckpt, scratch_dir=scratch / f"seed{seed}" / "run")
+        run_grpo(base_model, items, settings, prompt, ckpt, scratch_dir=scratch / f"seed{seed}" / "run", gen=gen_cfg)
         gen = load_generator(ckpt, gen_cfg, seed=ev.seed)
         try:
             res = sample_and_check(gen, dev, prompt, ev.sampling, model=f"score:{task}", desc=f"score {task}")

@@ -43,7 +43,7 @@ from ..answer import normalize
 from ..errors import InputError
 from ..formats import RawExample
 from . import TaskItems, check_task_name, register
-from .superni import build_task, describe, param_list, read_json_file, require_path
+from .common import build_task, describe, param_list, read_json_file, require_path
 
 FIELDS = {
     "path": None,     # a BBH folder or file, a BBEH folder, or a BIG-bench task.json

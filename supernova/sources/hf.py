@@ -27,7 +27,7 @@ from ..answer import normalize
 from ..errors import InputError, ParamsError
 from ..formats import RawExample
 from . import TaskItems, check_task_name, register
-from .superni import build_task, describe
+from .common import build_task, describe
 
 FIELDS = {
     "dataset": None,       # hub id, or a local .parquet/.jsonl/.json/.csv file or a folder of them

@@ -6,8 +6,9 @@ import logging
 from typing import Any
 
 from ..errors import ParamsError
-from ..formats import RawExample, make_items
-from . import TaskItems, check_task_name, format_kwargs, register
+from ..formats import RawExample
+from . import TaskItems, check_task_name, register
+from .common import build_task
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +47,5 @@ def load(entry: dict[str, Any], seed: int) -> list[TaskItems]:
         examples.append(RawExample(question=row["question"], answers=[str(row["answer"])],
                                    meta={"generator": name, "index": i}))
     skill = entry["skill"] or generator_category(name)
-    items, fmt = make_items(examples, source=f"reasoning_gym:{name}", task=task, skill=skill,
-                            **format_kwargs(entry))
-    if entry["max_items"]:
-        items = items[: int(entry["max_items"])]
-    return [TaskItems(task=task, items=items, format=fmt, origin=f"reasoning_gym:{name}", skipped=skipped)]
+    return [build_task(examples, entry, source=f"reasoning_gym:{name}", task=task, skill=skill,
+                       origin=f"reasoning_gym:{name}", skipped=skipped)]

@@ -11,21 +11,17 @@ instead (they occur in the upstream data and say nothing about the file's struct
 * ``blank_output`` — every output of the instance is an empty string;
 * ``duplicate_id`` — an instance repeats an earlier instance's id with the same input and outputs
   (the same id with different content is an error).
-
-The helpers :func:`read_json_file`, :func:`require_path`, :func:`param_list`, :func:`describe` and
-:func:`build_task` are shared with the other kinds.
 """
 
 from __future__ import annotations
 
-import json
-import random
 from pathlib import Path
 from typing import Any
 
 from ..errors import InputError, ParamsError
-from ..formats import RawExample, make_items
-from . import TaskItems, check_task_name, format_kwargs, register
+from ..formats import RawExample
+from . import TaskItems, check_task_name, register
+from .common import build_task, describe, param_list, read_json_file, require_path
 
 FIELDS = {
     "path": None,          # a folder of task files, or one file
@@ -37,74 +33,6 @@ FIELDS = {
 }
 
 
-def read_json_file(path: Path, *, task: str | None = None) -> Any:
-    """The parsed content of a JSON file read as strict UTF-8 (a leading BOM is allowed)."""
-    try:
-        raw = path.read_bytes()
-    except OSError as e:
-        raise InputError(f"cannot read: {e.strerror}", file=str(path), task=task) from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise InputError(f"not valid UTF-8: byte 0x{raw[e.start]:02x} at offset {e.start}",
-                         file=str(path), task=task) from None
-    try:
-        return json.loads(text.removeprefix("\ufeff"))
-    except json.JSONDecodeError as e:
-        raise InputError(f"invalid JSON: {e.msg} (line {e.lineno}, column {e.colno})",
-                         file=str(path), task=task) from None
-
-
-def require_path(value: Any) -> Path:
-    """The entry's ``path`` as an existing file or folder."""
-    if not isinstance(value, str) or not value.strip():
-        raise ParamsError("required: a folder of task files or one file", file="params.yaml", field="path")
-    path = Path(value)
-    if not path.exists():
-        raise InputError("no such file or folder", file=value, field="path")
-    return path
-
-
-def param_list(entry: dict[str, Any], name: str) -> list[str] | None:
-    """An optional list-of-strings entry field (a single string counts as a one-element list)."""
-    value = entry.get(name)
-    if value is None:
-        return None
-    if isinstance(value, str):
-        value = [value]
-    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
-        raise ParamsError("must be a list of non-empty strings", file="params.yaml", field=name)
-    return value
-
-
-def build_task(examples: list[RawExample], entry: dict[str, Any], *, source: str, task: str, skill: str,
-               origin: str, skipped: dict[str, int], fmt: str | None = None) -> TaskItems:
-    """Items for one task through :func:`make_items`, capped at ``max_items`` after a seeded shuffle.
-
-    Errors from building the items are re-raised naming ``origin`` as the file.
-    """
-    kwargs = format_kwargs(entry)
-    if fmt is not None:
-        kwargs["fmt"] = fmt
-    if not examples and skipped:
-        raise InputError(f"no usable examples (skipped: {dict(sorted(skipped.items()))})", file=origin, task=task)
-    examples = list(examples)
-    cap = entry.get("max_items")
-    if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 1):
-        raise ParamsError(f"must be a positive integer or null, got {cap!r}", file="params.yaml", field="max_items")
-    if cap:
-        random.Random(f"{kwargs['seed']}:{task}").shuffle(examples)
-    try:
-        items, chosen = make_items(examples, source=source, task=task, skill=skill, **kwargs)
-    except InputError as e:
-        raise InputError(e.reason, file=e.file or origin, task=task, field=e.field) from None
-    except ParamsError as e:
-        raise ParamsError(e.reason, file="params.yaml", task=task, field=e.field) from None
-    if cap:
-        items = items[:cap]
-    return TaskItems(task=task, items=items, format=chosen, origin=origin, skipped=dict(skipped))
-
-
 def _strings(value: Any, *, file: str, task: str, field: str, allow_str: bool = False) -> list[str]:
     """``value`` checked to be a list of strings (or a bare string, when allowed)."""
     if allow_str and isinstance(value, str):
@@ -112,21 +40,6 @@ def _strings(value: Any, *, file: str, task: str, field: str, allow_str: bool = 
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise InputError(f"must be a list of strings, got {describe(value)}", file=file, task=task, field=field)
     return value
-
-
-JSON_TYPES = {dict: "object", list: "list", str: "string", bool: "boolean", int: "number", float: "number",
-              type(None): "null"}
-
-
-def describe(value: Any) -> str:
-    """A short description of a JSON value's type, for error messages ("a list of objects")."""
-    if isinstance(value, list):
-        kinds = sorted({JSON_TYPES.get(type(v), type(v).__name__) for v in value})
-        return f"a list of {'/'.join(k + 's' for k in kinds)}" if kinds else "an empty list"
-    if value is None:
-        return "null"
-    name = JSON_TYPES.get(type(value), type(value).__name__)
-    return f"an {name}" if name[0] in "aeiou" else f"a {name}"
 
 
 def _tag_matches(tags: list[str], wanted: list[str]) -> bool:

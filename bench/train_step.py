@@ -1,0 +1,151 @@
+"""Seconds per GRPO step: plain TRL settings vs the pipeline's fastest option, side by side.
+
+Workload: SmolLM2-135M-Instruct, 4 prompts x 4 generations per step, at most 32 completion
+tokens, reward = the shared answer checker on reasoning-gym multiple-choice items. Each variant
+trains `--steps` steps in its own process (vLLM must own its process); the first step is a
+warm-up, the median of the others is reported, then the ratio.
+
+    python bench/train_step.py [--model data/models/base] [--steps 6] [--set lora=true ...]
+
+``--set key=value`` overrides a field of rl_train.grpo for the pipeline variant (YAML values).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+PROMPTS, GENERATIONS, COMPLETION = 4, 4, 32
+
+
+def items():
+    import pandas as pd
+
+    from supernova.schema import items_frame
+    from supernova.sources import load_entry
+
+    frames = []
+    for name in ("syllogism", "family_relationships", "basic_arithmetic", "leg_counting"):
+        [t] = load_entry({"kind": "reasoning_gym", "name": name, "size": 16, "format": "mcq"}, "x", 0)
+        frames.append(items_frame(t.items))
+    return pd.concat(frames, ignore_index=True)
+
+
+class StepTimer:
+    """A trainer callback recording wall seconds per optimizer step."""
+
+    def __init__(self):
+        from transformers import TrainerCallback
+
+        outer = self
+
+        class _CB(TrainerCallback):
+            def on_step_begin(self, args, state, control, **kw):
+                outer.t = time.perf_counter()
+
+            def on_step_end(self, args, state, control, **kw):
+                outer.times.append(time.perf_counter() - outer.t)
+
+        self.times: list[float] = []
+        self.callback = _CB()
+
+
+def plain(model: Path, steps: int, out: Path) -> list[float]:
+    """TRL's GRPOTrainer with its defaults (gradient checkpointing, HF generate, the chat
+    template's default system prompt); only what a CPU requires is changed (bf16 off)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import GRPOConfig, GRPOTrainer
+
+    from supernova.answer import reward
+    from supernova.prompts import PromptConfig
+    from supernova.training import grpo_dataset
+
+    timer = StepTimer()
+    args = GRPOConfig(output_dir=str(out), max_steps=steps, per_device_train_batch_size=PROMPTS * GENERATIONS,
+                      num_generations=GENERATIONS, max_completion_length=COMPLETION, use_cpu=True, bf16=False,
+                      report_to="none", save_strategy="no", logging_steps=1, seed=0)
+    trainer = GRPOTrainer(model=AutoModelForCausalLM.from_pretrained(model), reward_funcs=[reward], args=args,
+                          train_dataset=grpo_dataset(items(), PromptConfig(system=None)),
+                          processing_class=AutoTokenizer.from_pretrained(model), callbacks=[timer.callback])
+    trainer.train()
+    return timer.times
+
+
+def pipeline(model: Path, steps: int, out: Path, overrides: dict | None = None) -> list[float]:
+    """The pipeline's run_grpo with the default run's settings (params.yaml rl_train.grpo,
+    prompt, generation) at this workload's size."""
+    import dataclasses
+
+    from supernova.config import from_section, load_params
+    from supernova.generation import GenerationConfig
+    from supernova.prompts import PromptConfig
+    from supernova.rl_train import RLTrainConfig
+    from supernova.training import run_grpo
+
+    params = load_params()
+    cfg = dataclasses.replace(from_section(RLTrainConfig, params, "rl_train").grpo, max_steps=steps,
+                              prompts_per_step=PROMPTS, num_generations=GENERATIONS,
+                              max_completion_length=COMPLETION, save_steps=0, **(overrides or {}))
+    timer = StepTimer()
+    run_grpo(model, items(), cfg, from_section(PromptConfig, params, "prompt"), out / "model",
+             scratch_dir=out / "scratch", gen=from_section(GenerationConfig, params, "generation"),
+             callbacks=[timer.callback])
+    return timer.times
+
+
+def child(variant: str, model: Path, steps: int, overrides: dict) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        times = plain(model, steps, Path(tmp)) if variant == "plain" else pipeline(model, steps, Path(tmp), overrides)
+    print("STEP_TIMES " + json.dumps(times))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="data/models/base")
+    ap.add_argument("--steps", type=int, default=6)
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a rl_train.grpo field for the pipeline variant")
+    ap.add_argument("--pipeline-only", action="store_true", help="skip the plain TRL baseline")
+    ap.add_argument("--variant", choices=["plain", "pipeline"], help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    model = Path(args.model)
+    overrides = {k: yaml.safe_load(v) for k, v in (kv.split("=", 1) for kv in args.set)}
+    if args.variant:
+        return child(args.variant, model, args.steps, overrides)
+    if not (model / "config.json").exists():
+        from supernova.model import prepare_base_model
+
+        model = prepare_base_model("embedded:SmolLM2-135M-Instruct", Path(tempfile.mkdtemp()) / "smol")
+    results = {}
+    for variant in ("pipeline", "plain") if not args.pipeline_only else ("pipeline",):
+        proc = subprocess.run([sys.executable, __file__, "--variant", variant, "--model", str(model),
+                               "--steps", str(args.steps), *sum((["--set", kv] for kv in args.set), [])],
+                              capture_output=True, text=True)
+        line = [x for x in proc.stdout.splitlines() if x.startswith("STEP_TIMES ")]
+        if proc.returncode or not line:
+            sys.exit(f"{variant} failed:\n{proc.stderr[-3000:]}")
+        results[variant] = json.loads(line[-1].split(" ", 1)[1])[1:]  # drop the warm-up step
+    med = {k: statistics.median(v) for k, v in results.items()}
+    if args.pipeline_only:
+        print(f"pipeline {args.set}: {med['pipeline']:.2f} s/step  steps: {results['pipeline']}")
+        return
+    print(f"workload: {PROMPTS} prompts x {GENERATIONS} generations, <= {COMPLETION} completion tokens, "
+          f"{args.steps} steps (first dropped)")
+    print(f"plain TRL (fp32, gradient checkpointing, HF generate): {med['plain']:.1f} s/step   "
+          f"steps: {', '.join(f'{t:.1f}' for t in results['plain'])}")
+    label = "pipeline (params.yaml rl_train.grpo" + "".join(f", {kv}" for kv in args.set) + ")"
+    print(f"{label + ':':54s} {med['pipeline']:.1f} s/step   "
+          f"steps: {', '.join(f'{t:.1f}' for t in results['pipeline'])}")
+    print(f"ratio: {med['plain'] / med['pipeline']:.2f}x faster (goal: <= 10 s/step)")
+
+
+if __name__ == "__main__":
+    main()
