@@ -27,7 +27,7 @@ install: $(VENV)/.installed
 
 repro: install
 	dvc repro
-	dvc metrics show
+	python -m supernova.report
 
 test: install
 	$(BIN)/python -m pytest -q

@@ -87,9 +87,9 @@ def test_default_task_names():
 
 
 @pytest.mark.parametrize("entry,error,where", [
-    ({"task": "a", "task_column": "b"}, ParamsError, "field task_column: give task or task_column"),
-    ({"columns": {"prompt": "question"}}, ParamsError, "field columns.prompt: unknown item field"),
-    ({"split": ""}, ParamsError, "field split"),
+    ({"task": "a", "task_column": "b"}, ParamsError, "field ingest.sources.0..task_column: give task or task_column"),
+    ({"columns": {"prompt": "question"}}, ParamsError, "field ingest.sources.0..columns.prompt: unknown item field"),
+    ({"split": ""}, ParamsError, "field ingest.sources.0..split"),
     ({"columns": {"question": "nope"}}, InputError, "task qa: field columns.question: no column 'nope'"),
     ({"columns": {"answer": "answers"}, "task_column": "topic"}, InputError,
      r"field task_column: row 4 \(column 'topic'\): is empty"),

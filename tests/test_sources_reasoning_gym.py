@@ -19,10 +19,10 @@ def test_rename_cap_and_config():
 
 
 @pytest.mark.parametrize("entry,field", [
-    ({"kind": "reasoning_gym", "name": "no_such_generator"}, "field name"),
+    ({"kind": "reasoning_gym", "name": "no_such_generator"}, "field x.name"),
     ({"kind": "reasoning_gym", "name": "syllogism", "sizee": 3}, "field x.sizee"),
     ({"kind": "nope"}, "field x.kind"),
-    ({"kind": "reasoning_gym", "name": "basic_arithmetic", "config": {"bogus": 1}}, "field config"),
+    ({"kind": "reasoning_gym", "name": "basic_arithmetic", "config": {"bogus": 1}}, "field x.config"),
 ])
 def test_bad_entries_name_the_field(entry, field):
     with pytest.raises(ParamsError, match=field):

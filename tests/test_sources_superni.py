@@ -74,11 +74,11 @@ def test_filters(field, value, expected):
 
 
 def test_filters_that_match_nothing_are_params_errors():
-    with pytest.raises(ParamsError, match=r"params.yaml: field reasoning: no task in .* matches"):
+    with pytest.raises(ParamsError, match=r"params.yaml: field ingest.sources\[0\].reasoning: no task in .* matches"):
         load(reasoning=["Abductive Reasoning"])
-    with pytest.raises(ParamsError, match=r"field tasks: no task file for 'task42'"):
+    with pytest.raises(ParamsError, match=r"field ingest.sources\[0\].tasks: no task file for 'task42'"):
         load(tasks=["task42"])
-    with pytest.raises(ParamsError, match=r"field definition: must be true or false"):
+    with pytest.raises(ParamsError, match=r"field ingest.sources\[0\].definition: must be true or false"):
         load(definition="yes")
 
 

@@ -81,9 +81,16 @@ def resolve_entry(entry: Any, where: str, seed: int) -> dict[str, Any]:
 
 
 def load_entry(entry: Any, where: str, seed: int) -> list[TaskItems]:
+    """The tasks of one entry; a bad field of the entry is reported with the entry's place in
+    params.yaml (``ingest.sources[2].tasks``)."""
     resolved = resolve_entry(entry, where, seed)
     loader, _ = KINDS[resolved["kind"]]
-    return loader(resolved, resolved["seed"])
+    try:
+        return loader(resolved, resolved["seed"])
+    except ParamsError as e:
+        if e.file == "params.yaml" and e.field and not e.field.startswith(where):
+            raise ParamsError(e.reason, file=e.file, task=e.task, field=f"{where}.{e.field}") from None
+        raise
 
 
 def format_kwargs(entry: dict[str, Any]) -> dict[str, Any]:

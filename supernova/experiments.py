@@ -1,0 +1,102 @@
+"""The mixing comparison the SuperNova paper reports, as DVC experiments, and its Markdown table.
+
+    python -m supernova.experiments                 # run the variants, then write metrics/experiments.md
+    python -m supernova.experiments --table-only    # rebuild the table from `dvc exp show`
+
+Each variant is one ``dvc exp run -n <name> -S ...``: the strategies ``all``, ``random``, ``macro``,
+``micro`` and ``micro`` with the anti-prior intervention. The utility runs (score@*) are cached,
+so each variant retrains only from ``mix`` on. The table takes each experiment's
+metrics/eval.json from ``dvc exp show --json`` and lists, per target sub-task, pass@k with its
+95% bootstrap CI, for the base model and each variant, then the means over sub-tasks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from typing import Any
+
+from .io import write_text
+
+VARIANTS: dict[str, list[str]] = {
+    "all": ["mix.strategy=all"],
+    "random": ["mix.strategy=random"],
+    "macro": ["mix.strategy=macro"],
+    "micro-anti-prior": ["mix.strategy=micro", "mix.interventions.anti_prior=0.25"],
+    "micro": ["mix.strategy=micro"],
+}
+EVAL = "metrics/eval.json"
+
+
+def run_variant(name: str, sets: list[str]) -> None:
+    cmd = ["dvc", "exp", "run", "-f", "-n", name] + [a for s in sets for a in ("-S", s)]
+    print("$ " + " ".join(cmd), flush=True)
+    subprocess.run(cmd, check=True)
+
+
+def exp_metrics(names: list[str]) -> dict[str, dict[str, Any]]:
+    """metrics/eval.json of each named experiment, from ``dvc exp show --json``."""
+    out = subprocess.run(["dvc", "exp", "show", "--json", "-A"], check=True, capture_output=True, text=True).stdout
+    found: dict[str, dict[str, Any]] = {}
+    for commit in json.loads(out):
+        for exp in commit.get("experiments") or []:
+            for rev in exp.get("revs") or []:
+                name = rev.get("name")
+                data = ((rev.get("data") or {}).get("metrics") or {}).get(EVAL, {}).get("data")
+                if name in names and data and name not in found:
+                    found[name] = data
+    missing = [n for n in names if n not in found]
+    if missing:
+        raise SystemExit(f"experiments: no {EVAL} for {missing} in `dvc exp show` (run them first)")
+    return found
+
+
+def _cell(entry: dict[str, Any]) -> str:
+    lo, hi = entry["ci"]
+    return f"{100 * entry['value']:.1f} [{100 * lo:.1f}, {100 * hi:.1f}]"
+
+
+def table(results: dict[str, dict[str, Any]], k: int) -> str:
+    """Markdown: pass@k per sub-task with CIs (base first), then means over sub-tasks for every k."""
+    any_run = next(iter(results.values()))
+    subtasks = sorted(any_run["subtasks"])
+    key = f"pass@{k}"
+    lines = [f"### pass@{k} per target sub-task (%, 95% bootstrap CI)", "",
+             "| model | " + " | ".join(subtasks) + " | mean | harmonic mean |",
+             "|---" * (len(subtasks) + 3) + "|"]
+    rows = [("base", any_run, "base")] + [(n, r, "trained") for n, r in results.items()]
+    for name, res, which in rows:
+        cells = [_cell(res["subtasks"][t][which][key]) for t in subtasks]
+        m = res[which][key]
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {100 * m['mean']:.1f} | {100 * m['harmonic_mean']:.1f} |")
+    ks = list(any_run["base"])
+    lines += ["", "### Mean over sub-tasks (%): arithmetic / harmonic", "",
+              "| model | " + " | ".join(ks) + " |", "|---" * (len(ks) + 1) + "|"]
+    for name, res, which in rows:
+        lines.append(f"| {name} | " + " | ".join(
+            f"{100 * res[which][kk]['mean']:.1f} / {100 * res[which][kk]['harmonic_mean']:.1f}" for kk in ks) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m supernova.experiments", description=__doc__.splitlines()[0])
+    ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    ap.add_argument("--k", type=int, default=None, help="the k of the per-sub-task table (default: the largest)")
+    ap.add_argument("--out", default="metrics/experiments.md")
+    ap.add_argument("--table-only", action="store_true", help="do not run; tabulate existing experiments")
+    args = ap.parse_args(argv)
+    if not args.table_only:
+        for name in args.variants:
+            run_variant(name, VARIANTS[name])
+    results = exp_metrics(args.variants)
+    k = args.k or max(int(key.split("@")[1]) for key in next(iter(results.values()))["base"])
+    text = table(results, k)
+    write_text(args.out, text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,40 @@
+"""Params profiles (deep merge) and the experiments table."""
+
+import yaml
+
+from supernova.experiments import table
+from supernova.profile import apply, merge
+
+
+def test_merge_is_deep_and_replaces_lists():
+    base = {"a": {"b": 1, "c": [1, 2]}, "d": 2}
+    assert merge(base, {"a": {"c": [3]}, "e": 5}) == {"a": {"b": 1, "c": [3]}, "d": 2, "e": 5}
+
+
+def test_apply_writes_params(tmp_path):
+    params, prof = tmp_path / "params.yaml", tmp_path / "p.yaml"
+    params.write_text(yaml.safe_dump({"mix": {"strategy": "micro", "k": 1}}))
+    prof.write_text(yaml.safe_dump({"mix": {"k": 2}}))
+    apply(str(prof), str(params))
+    assert yaml.safe_load(params.read_text()) == {"mix": {"strategy": "micro", "k": 2}}
+
+
+def eval_json(base, trained):
+    def entry(v):
+        return {"value": v, "ci": [v - 0.1, v + 0.1]}
+    return {
+        "base": {"pass@1": {"mean": base, "harmonic_mean": base / 2}, "pass@2": {"mean": base, "harmonic_mean": base}},
+        "trained": {"pass@1": {"mean": trained, "harmonic_mean": trained / 2},
+                    "pass@2": {"mean": trained, "harmonic_mean": trained}},
+        "subtasks": {t: {"base": {"pass@1": entry(base), "pass@2": entry(base)},
+                         "trained": {"pass@1": entry(trained), "pass@2": entry(trained)}} for t in ("x", "y")},
+    }
+
+
+def test_experiment_table_lists_base_then_variants_with_cis():
+    text = table({"macro": eval_json(0.2, 0.3), "micro": eval_json(0.2, 0.4)}, k=2)
+    lines = text.splitlines()
+    assert lines[2] == "| model | x | y | mean | harmonic mean |"
+    assert lines[4] == "| base | 20.0 [10.0, 30.0] | 20.0 [10.0, 30.0] | 20.0 | 20.0 |"
+    assert lines[6].startswith("| micro | 40.0 [30.0, 50.0]")
+    assert "| micro | 40.0 / 20.0 | 40.0 / 40.0 |" in text
