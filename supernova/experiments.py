@@ -2,6 +2,7 @@
 
     python -m supernova.experiments                 # run the variants, then write metrics/experiments.md
     python -m supernova.experiments --table-only    # rebuild the table from `dvc exp show`
+    python -m supernova.experiments --sweep sft_select.size=2,4,8,16 --out metrics/sft_size_sweep.md
 
 Each variant is one ``dvc exp run -n <name> -S ...``: the strategies ``all``, ``random``, ``macro``,
 ``micro`` and ``micro`` with the anti-prior intervention. The utility runs (score@*) are cached,
@@ -31,7 +32,9 @@ EVAL = "metrics/eval.json"
 
 
 def run_variant(name: str, sets: list[str]) -> None:
-    cmd = ["dvc", "exp", "run", "-f", "-n", name] + [a for s in sets for a in ("-S", s)]
+    """``dvc exp run`` of one variant; an earlier experiment of the same name is replaced."""
+    subprocess.run(["dvc", "exp", "remove", name], capture_output=True)  # absent is fine
+    cmd = ["dvc", "exp", "run", "-n", name] + [a for s in sets for a in ("-S", s)]
     print("$ " + " ".join(cmd), flush=True)
     subprocess.run(cmd, check=True)
 
@@ -50,7 +53,7 @@ def exp_metrics(names: list[str]) -> dict[str, dict[str, Any]]:
     missing = [n for n in names if n not in found]
     if missing:
         raise SystemExit(f"experiments: no {EVAL} for {missing} in `dvc exp show` (run them first)")
-    return found
+    return {n: found[n] for n in names}
 
 
 def _cell(entry: dict[str, Any]) -> str:
@@ -80,17 +83,27 @@ def table(results: dict[str, dict[str, Any]], k: int) -> str:
     return "\n".join(lines) + "\n"
 
 
+def sweep_variants(spec: str) -> dict[str, list[str]]:
+    """``key=v1,v2`` → one variant per value, named ``<last key part>-<value>``."""
+    key, _, values = spec.partition("=")
+    if not key or not values:
+        raise SystemExit(f"experiments: --sweep takes key=v1,v2,..., got {spec!r}")
+    return {f"{key.rsplit('.', 1)[-1]}-{v}": [f"{key}={v}"] for v in values.split(",")}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m supernova.experiments", description=__doc__.splitlines()[0])
     ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    ap.add_argument("--sweep", metavar="KEY=V1,V2,...", help="instead of the mixing variants, one per value")
     ap.add_argument("--k", type=int, default=None, help="the k of the per-sub-task table (default: the largest)")
     ap.add_argument("--out", default="metrics/experiments.md")
     ap.add_argument("--table-only", action="store_true", help="do not run; tabulate existing experiments")
     args = ap.parse_args(argv)
+    variants = sweep_variants(args.sweep) if args.sweep else {n: VARIANTS[n] for n in args.variants}
     if not args.table_only:
-        for name in args.variants:
-            run_variant(name, VARIANTS[name])
-    results = exp_metrics(args.variants)
+        for name, sets in variants.items():
+            run_variant(name, sets)
+    results = exp_metrics(list(variants))
     k = args.k or max(int(key.split("@")[1]) for key in next(iter(results.values()))["base"])
     text = table(results, k)
     write_text(args.out, text)

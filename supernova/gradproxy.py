@@ -11,28 +11,20 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .prompts import PromptConfig, gold_completion, messages
+from .prompts import PromptConfig
 
 
 def mean_gradient(model, tok, items: pd.DataFrame, prompt: PromptConfig, params: list, batch_size: int = 8) -> np.ndarray:
     """Mean over items of the gradient of the gold-answer NLL w.r.t. ``params`` (flattened)."""
     import torch
 
+    from .training import gold_answer_batch
+
     model.zero_grad(set_to_none=True)
     rows = items.to_dict("records")
     for start in range(0, len(rows), batch_size):
         batch = rows[start:start + batch_size]
-        ids, labels = [], []
-        for r in batch:
-            p = tok.apply_chat_template(messages(r, prompt), tokenize=False, add_generation_prompt=True)
-            p_ids = tok(p, add_special_tokens=False)["input_ids"]
-            a_ids = tok(gold_completion(r) + tok.eos_token, add_special_tokens=False)["input_ids"]
-            ids.append(p_ids + a_ids)
-            labels.append([-100] * len(p_ids) + a_ids)
-        width = max(len(x) for x in ids)
-        input_ids = torch.tensor([x + [tok.pad_token_id] * (width - len(x)) for x in ids])
-        lab = torch.tensor([x + [-100] * (width - len(x)) for x in labels])
-        mask = torch.tensor([[1] * len(x) + [0] * (width - len(x)) for x in ids])
+        input_ids, mask, lab = gold_answer_batch(tok, batch, prompt)
         loss = model(input_ids=input_ids, attention_mask=mask, labels=lab).loss
         (loss * len(batch) / len(rows)).backward()
     g = torch.cat([p.grad.detach().flatten().float() for p in params]).numpy().copy()

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import InputError, ParamsError
-from .prompts import PromptConfig, gold_completion, messages
+from .prompts import PromptConfig
 
 log = logging.getLogger(__name__)
 SCORES = ("loss", "ifd")
@@ -62,23 +62,13 @@ def answer_losses(model, tok, items: pd.DataFrame, prompt: PromptConfig, *, with
     """Mean token NLL of each item's gold completion, after its prompt (or after an empty prompt)."""
     import torch
 
+    from .training import gold_answer_batch
+
     rows = items.to_dict("records")
     losses = []
     for start in range(0, len(rows), batch_size):
-        batch = rows[start:start + batch_size]
-        ids, labels = [], []
-        for r in batch:
-            conv = messages(r, prompt) if with_question else [{"role": "user", "content": ""}]
-            p = tok.apply_chat_template(conv, tokenize=False, add_generation_prompt=True)
-            p_ids = tok(p, add_special_tokens=False)["input_ids"]
-            a_ids = tok(gold_completion(r) + tok.eos_token, add_special_tokens=False)["input_ids"]
-            ids.append(p_ids + a_ids)
-            labels.append([-100] * len(p_ids) + a_ids)
-        width = max(len(x) for x in ids)
-        pad = tok.pad_token_id
-        input_ids = torch.tensor([x + [pad] * (width - len(x)) for x in ids])
-        lab = torch.tensor([x + [-100] * (width - len(x)) for x in labels])
-        mask = torch.tensor([[1] * len(x) + [0] * (width - len(x)) for x in ids])
+        input_ids, mask, lab = gold_answer_batch(tok, rows[start:start + batch_size], prompt,
+                                                 with_question=with_question)
         with torch.inference_mode():
             logits = model(input_ids=input_ids, attention_mask=mask).logits[:, :-1].float()
         target = lab[:, 1:]

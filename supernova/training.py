@@ -312,6 +312,27 @@ def run_grpo(model_path: str | os.PathLike, items: pd.DataFrame, cfg: GRPOSettin
     return logs[-1] if logs else {}
 
 
+def gold_answer_batch(tok, rows: list[dict[str, Any]], prompt: PromptConfig, *, with_question: bool = True):
+    """(input_ids, attention_mask, labels) for prompt + gold completion, with the loss on the
+    completion only; ``with_question=False`` puts an empty user turn in place of the question
+    (the denominator of the IFD ratio)."""
+    import torch
+
+    ids, labels = [], []
+    for r in rows:
+        conv = messages(r, prompt) if with_question else [{"role": "user", "content": ""}]
+        p_ids = tok(tok.apply_chat_template(conv, tokenize=False, add_generation_prompt=True),
+                    add_special_tokens=False)["input_ids"]
+        a_ids = tok(gold_completion(r) + tok.eos_token, add_special_tokens=False)["input_ids"]
+        ids.append(p_ids + a_ids)
+        labels.append([-100] * len(p_ids) + a_ids)
+    width = max(len(x) for x in ids)
+    pad = [tok.pad_token_id]
+    return (torch.tensor([x + pad * (width - len(x)) for x in ids]),
+            torch.tensor([[1] * len(x) + [0] * (width - len(x)) for x in ids]),
+            torch.tensor([x + [-100] * (width - len(x)) for x in labels]))
+
+
 def sft_dataset(items: pd.DataFrame, prompt: PromptConfig):
     from datasets import Dataset
 

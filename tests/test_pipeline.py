@@ -112,3 +112,16 @@ def test_rl_train_resumes_after_sigkill(ran, tmp_path):
     steps = [h["step"] for h in state["log_history"] if "reward" in h]
     assert steps == list(range(1, 13))
     assert (p / "data" / "models" / "trained" / "model.safetensors").exists()
+
+
+def test_same_params_and_seed_give_the_same_bytes_and_training_metrics(ran, tmp_path):
+    p = copy(ran, tmp_path / "p")
+    files = ["data/mix/mixture.parquet", "data/sft/sft.parquet", "mixture.yaml", "sft_set.yaml"]
+    before = {f: (p / f).read_bytes() for f in files}
+    metrics_before = json.loads((p / "metrics/train/grpo/metrics.json").read_text())
+    res = dvc(p, "repro", "-f", "-s", "mix", "sft-select", "rl-train")
+    assert ran_stages(res.stdout) == ["mix", "sft-select", "rl-train"]
+    assert {f: (p / f).read_bytes() for f in files} == before
+    metrics_after = json.loads((p / "metrics/train/grpo/metrics.json").read_text())
+    for key in ("loss", "reward", "reward_std", "entropy", "grad_norm"):
+        assert metrics_after[key] == pytest.approx(metrics_before[key], rel=1e-3, abs=1e-5), key

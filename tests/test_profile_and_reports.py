@@ -38,3 +38,9 @@ def test_experiment_table_lists_base_then_variants_with_cis():
     assert lines[4] == "| base | 20.0 [10.0, 30.0] | 20.0 [10.0, 30.0] | 20.0 | 20.0 |"
     assert lines[6].startswith("| micro | 40.0 [30.0, 50.0]")
     assert "| micro | 40.0 / 20.0 | 40.0 / 40.0 |" in text
+
+
+def test_sweep_variants_are_named_by_value():
+    from supernova.experiments import sweep_variants
+
+    assert sweep_variants("sft_select.size=2,8") == {"size-2": ["sft_select.size=2"], "size-8": ["sft_select.size=8"]}

@@ -43,7 +43,7 @@ from ..answer import normalize
 from ..errors import InputError
 from ..formats import RawExample
 from . import TaskItems, check_task_name, register
-from .common import build_task, describe, param_list, read_json_file, require_path
+from .common import build_task, describe, nonempty_list, param_list, read_json_file, require_path
 
 FIELDS = {
     "path": None,     # a BBH folder or file, a BBEH folder, or a BIG-bench task.json
@@ -143,13 +143,7 @@ def parse_examples(doc: Any, file: str, task: str) -> list[Parsed]:
     """The file's examples, each checked for a string input and a target or target_scores."""
     if not isinstance(doc, dict):
         raise InputError(f"expected a JSON object with 'examples', got {describe(doc)}", file=file, task=task)
-    if "examples" not in doc:
-        raise InputError("missing", file=file, task=task, field="examples")
-    examples = doc["examples"]
-    if not isinstance(examples, list):
-        raise InputError(f"must be a list, got {describe(examples)}", file=file, task=task, field="examples")
-    if not examples:
-        raise InputError("sub-task has no examples", file=file, task=task, field="examples")
+    examples = nonempty_list(doc, "examples", file=file, task=task, empty="sub-task has no examples")
     out = []
     for i, ex in enumerate(examples):
         where = f"examples[{i}]"

@@ -68,6 +68,18 @@ def describe(value: Any) -> str:
     return f"an {name}" if name[0] in "aeiou" else f"a {name}"
 
 
+def nonempty_list(doc: dict[str, Any], key: str, *, file: str, task: str, empty: str) -> list:
+    """``doc[key]``, checked to be present and a non-empty list (``empty`` says what is missing)."""
+    if key not in doc:
+        raise InputError("missing", file=file, task=task, field=key)
+    value = doc[key]
+    if not isinstance(value, list):
+        raise InputError(f"must be a list, got {describe(value)}", file=file, task=task, field=key)
+    if not value:
+        raise InputError(empty, file=file, task=task, field=key)
+    return value
+
+
 def build_task(examples: list[RawExample], entry: dict[str, Any], *, source: str, task: str, skill: str,
                origin: str, skipped: dict[str, int], fmt: str | None = None) -> TaskItems:
     """Items for one task through :func:`make_items`, capped at ``max_items`` after a seeded shuffle.

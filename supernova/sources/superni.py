@@ -21,7 +21,7 @@ from typing import Any
 from ..errors import InputError, ParamsError
 from ..formats import RawExample
 from . import TaskItems, check_task_name, register
-from .common import build_task, describe, param_list, read_json_file, require_path
+from .common import build_task, describe, nonempty_list, param_list, read_json_file, require_path
 
 FIELDS = {
     "path": None,          # a folder of task files, or one file
@@ -120,13 +120,7 @@ def instance_outputs(inst: dict[str, Any], file: str, task: str, where: str) -> 
 def instance_examples(doc: dict[str, Any], preamble: list[str], file: str,
                       task: str) -> tuple[list[RawExample], dict[str, int]]:
     """One example per instance, and the counts of skipped instances by reason."""
-    if "Instances" not in doc:
-        raise InputError("missing", file=file, task=task, field="Instances")
-    instances = doc["Instances"]
-    if not isinstance(instances, list):
-        raise InputError(f"must be a list, got {describe(instances)}", file=file, task=task, field="Instances")
-    if not instances:
-        raise InputError("task has no instances", file=file, task=task, field="Instances")
+    instances = nonempty_list(doc, "Instances", file=file, task=task, empty="task has no instances")
     examples: list[RawExample] = []
     skipped: dict[str, int] = {}
     seen: dict[str, tuple[str, list]] = {}
