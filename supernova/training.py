@@ -147,9 +147,17 @@ def _prepare_scratch(scratch: Path, fp: str) -> bool:
 
 
 def _last_checkpoint(scratch: Path) -> str | None:
-    from transformers.trainer_utils import get_last_checkpoint
-
-    return get_last_checkpoint(str(scratch)) if scratch.exists() else None
+    """The newest complete checkpoint in ``scratch``. The trainer writes ``trainer_state.json``
+    last, so a checkpoint without a readable one was cut off mid-save (a kill): it is removed."""
+    found = sorted(scratch.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]), reverse=True)
+    for ckpt in found:
+        try:
+            json.loads((ckpt / "trainer_state.json").read_text())
+            return str(ckpt)
+        except (OSError, ValueError):
+            log.info("discarding incomplete checkpoint %s", ckpt)
+            shutil.rmtree(ckpt)
+    return None
 
 
 def _cpu_only() -> bool:

@@ -87,3 +87,16 @@ def test_colocated_vllm_follows_the_trainers_weights(smol_model, tmp_path):
         changed = vllm_greedy()
         assert changed != original
         assert changed == hf_greedy()[:len(changed)]
+
+
+def test_an_incomplete_checkpoint_is_not_resumed(tmp_path):
+    from supernova.training import _last_checkpoint
+
+    for step, complete in ((2, True), (4, True), (6, False)):
+        d = tmp_path / f"checkpoint-{step}"
+        d.mkdir()
+        (d / "model.safetensors").write_bytes(b"x")
+        if complete:
+            (d / "trainer_state.json").write_text('{"global_step": %d}' % step)
+    assert _last_checkpoint(tmp_path) == str(tmp_path / "checkpoint-4")
+    assert not (tmp_path / "checkpoint-6").exists()
