@@ -2,7 +2,8 @@
 
 Needs a finished `dvc repro` (reads the RL utility matrix and each RL run's wall time from
 data/utility/utility.parquet), then computes the proxy for every scored source task with the
-same training items and dev items, timing it, and prints:
+same training items and dev items, timing it (the target sub-tasks' gradients are computed once,
+by the first task, as in the pipeline), and prints:
 
 * compute: proxy seconds / RL seconds (all tasks), and per task;
 * Spearman rank correlation between proxy and RL utility over (source task, target sub-task)
@@ -15,6 +16,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import tempfile
+from pathlib import Path
 
 import pandas as pd
 from scipy.stats import spearmanr
@@ -41,8 +44,9 @@ def main() -> None:
     if rl.empty:
         raise SystemExit("no RL utility in data/utility/utility.parquet: run `dvc repro` with score.method: rl first")
     dev = read_table(paths.TARGET_DEV, ITEM)
-    proxy = pd.concat([score_task_gradient(t, read_table(paths.probe_file(t), PROBE), paths.BASE_MODEL, dev, cfg,
-                                           prompt) for t in cfg.tasks], ignore_index=True)
+    with tempfile.TemporaryDirectory() as cache:  # target gradients: computed by the first task, reused
+        proxy = pd.concat([score_task_gradient(t, read_table(paths.probe_file(t), PROBE), paths.BASE_MODEL, dev,
+                                               cfg, prompt, Path(cache)) for t in cfg.tasks], ignore_index=True)
     m_rl, m_px = matrix(rl, cfg.k), matrix(proxy, cfg.k)
     pairs = m_rl.merge(m_px, on=["source_task", "target_task"], suffixes=("_rl", "_proxy"))
     rho_pairs = spearmanr(pairs["utility_rl"], pairs["utility_proxy"]).statistic

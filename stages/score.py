@@ -29,7 +29,7 @@ def main(params: dict) -> None:
                              prompt, from_section(GenerationConfig, params, "generation"),
                              paths.SCORE_SCRATCH / task)
     else:
-        rows = score_task_gradient(task, probed, paths.BASE_MODEL, dev, cfg, prompt)
+        rows = score_task_gradient(task, probed, paths.BASE_MODEL, dev, cfg, prompt, paths.SCORE_SCRATCH)
     write_table(paths.score_file(task), rows, UTILITY)
 
 

@@ -3,10 +3,17 @@
 For a source task, the mean gradient of the base model's loss on its items' gold answer lines;
 for each target sub-task, the same on its dev items. The proxy utility is their cosine
 similarity — a source task whose gradient points the way the target's does should help it
-(the idea behind LESS). Gradients are taken over the top ``proxy_layers`` decoder layers only.
+(the idea behind LESS). Gradients are taken over the top ``layers`` decoder layers only, under
+bf16 autocast. Target gradients do not depend on the source task, so they are computed once and
+kept in a cache file keyed by everything they depend on.
 """
 
 from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -14,22 +21,49 @@ import pandas as pd
 from .prompts import PromptConfig
 
 
-def mean_gradient(model, tok, items: pd.DataFrame, prompt: PromptConfig, params: list, batch_size: int = 8) -> np.ndarray:
-    """Mean over items of the gradient of the gold-answer NLL w.r.t. ``params`` (flattened)."""
-    import torch
+class GradientProxy:
+    """The base model with its top ``layers`` trainable, ready to produce mean gradients."""
 
-    from .training import gold_answer_batch
+    def __init__(self, model_path: str | os.PathLike, prompt: PromptConfig, layers: int, batch_size: int = 8):
+        from .training import load_trainable
 
-    model.zero_grad(set_to_none=True)
-    rows = items.to_dict("records")
-    for start in range(0, len(rows), batch_size):
-        batch = rows[start:start + batch_size]
-        input_ids, mask, lab = gold_answer_batch(tok, batch, prompt)
-        loss = model(input_ids=input_ids, attention_mask=mask, labels=lab).loss
-        (loss * len(batch) / len(rows)).backward()
-    g = torch.cat([p.grad.detach().flatten().float() for p in params]).numpy().copy()
-    model.zero_grad(set_to_none=True)
-    return g
+        self.model, self.tok = load_trainable(model_path, "float32", layers)
+        self.params = [p for p in self.model.parameters() if p.requires_grad]
+        self.prompt, self.batch_size = prompt, batch_size
+
+    def mean_gradient(self, items: pd.DataFrame) -> np.ndarray:
+        """Mean over items of the gradient of the gold-answer NLL (flattened, float32)."""
+        import torch
+
+        from .training import gold_answer_batch
+
+        self.model.zero_grad(set_to_none=True)
+        rows = items.to_dict("records")
+        for start in range(0, len(rows), self.batch_size):
+            batch = rows[start:start + self.batch_size]
+            input_ids, mask, lab = gold_answer_batch(self.tok, batch, self.prompt)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=not torch.cuda.is_available()):
+                loss = self.model(input_ids=input_ids, attention_mask=mask, labels=lab).loss
+            (loss.float() * len(batch) / len(rows)).backward()
+        g = torch.cat([p.grad.detach().flatten().float() for p in self.params]).numpy().copy()
+        self.model.zero_grad(set_to_none=True)
+        return g
+
+    def target_gradients(self, dev: pd.DataFrame, cache_dir: Path | None = None) -> dict[str, np.ndarray]:
+        """Mean gradient per target sub-task, read from / written to ``cache_dir`` when given."""
+        key = hashlib.sha256(json.dumps([sorted(dev["uid"]), len(self.params), [list(p.shape) for p in self.params],
+                                         self.prompt.__dict__]).encode()).hexdigest()[:16]
+        path = cache_dir / f"target-gradients-{key}.npz" if cache_dir else None
+        if path and path.exists():
+            with np.load(path, allow_pickle=False) as f:
+                return {k: f[k] for k in f.files}
+        grads = {t: self.mean_gradient(g) for t, g in dev.groupby("task", sort=True)}
+        if path:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp.npz")
+            np.savez(tmp, **grads)
+            os.replace(tmp, path)
+        return grads
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> float:
@@ -37,12 +71,9 @@ def cosine(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def gradient_alignment(model_path, train_items: pd.DataFrame, dev: pd.DataFrame, prompt: PromptConfig,
-                       layers: int) -> dict[str, float]:
+                       layers: int, cache_dir: Path | None = None) -> dict[str, float]:
     """Cosine between the source items' mean gradient and each target sub-task's."""
-    from .training import load_trainable
-
-    model, tok = load_trainable(model_path, "float32", layers)
-    params = [p for p in model.parameters() if p.requires_grad]
-    g_src = mean_gradient(model, tok, train_items, prompt, params)
-    return {t: cosine(g_src, mean_gradient(model, tok, g, prompt, params))
-            for t, g in dev.groupby("task", sort=True)}
+    proxy = GradientProxy(model_path, prompt, layers)
+    targets = proxy.target_gradients(dev, cache_dir)
+    g_src = proxy.mean_gradient(train_items)
+    return {t: cosine(g_src, g) for t, g in targets.items()}

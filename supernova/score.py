@@ -118,15 +118,16 @@ def score_task_rl(task: str, probed: pd.DataFrame, base_model: Path, dev: pd.Dat
 
 
 def score_task_gradient(task: str, probed: pd.DataFrame, base_model: Path, dev: pd.DataFrame, cfg: ScoreConfig,
-                        prompt: PromptConfig) -> pd.DataFrame:
-    """Utility rows of ``task`` from the gradient-alignment proxy (one per seed's item sample)."""
+                        prompt: PromptConfig, cache_dir: Path | None = None) -> pd.DataFrame:
+    """Utility rows of ``task`` from the gradient-alignment proxy (one per seed's item sample);
+    target gradients are shared through ``cache_dir``."""
     from .gradproxy import gradient_alignment
 
     out = []
     for seed in cfg.seeds:
         start = time.perf_counter()
         items = training_items(probed, task, cfg.target_size, seed)
-        cos = gradient_alignment(base_model, items, dev, prompt, cfg.proxy_layers)
+        cos = gradient_alignment(base_model, items, dev, prompt, cfg.proxy_layers, cache_dir)
         sizes = dev.groupby("task").size()
         out.append(pd.DataFrame({
             "source_task": task, "target_task": list(cos), "seed": seed, "k": cfg.k, "base": float("nan"),
