@@ -57,6 +57,10 @@ def test_outputs_metrics_and_manifests(ran):
     shown = dvc(ran, "metrics", "show", "--json").stdout
     assert "metrics/eval.json" in shown
     assert (ran / "metrics" / "train" / "grpo" / "plots" / "metrics" / "reward.tsv").exists()
+    ids = set(json.loads(dvc(ran, "plots", "show", "--json").stdout)["data"])
+    for title in ("pass@k, base vs trained", "pass@1 per target sub-task, base vs trained",
+                  "mean utility per source task", "utility, source task x target sub-task", "GRPO reward per step"):
+        assert title in ids, f"plot {title!r} missing from dvc plots show"
 
 
 def test_second_repro_does_nothing(ran):
