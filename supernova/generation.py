@@ -155,17 +155,14 @@ def vllm_environment(cfg: GenerationConfig) -> None:
     os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
     os.environ.setdefault("VLLM_CONFIGURE_LOGGING", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    if not _cuda_available():
+    if not cuda_available():
         os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", f"0-{max(0, (os.cpu_count() or 1) - 1)}")
 
 
-def _cuda_available() -> bool:
-    try:
-        import torch
+def cuda_available() -> bool:
+    import torch
 
-        return torch.cuda.is_available()
-    except Exception:  # pragma: no cover - torch is a hard dependency
-        return False
+    return torch.cuda.is_available()
 
 
 def vllm_available() -> bool:

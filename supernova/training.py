@@ -26,7 +26,7 @@ import pandas as pd
 
 from .answer import reward as answer_reward
 from .errors import ParamsError
-from .generation import GenerationConfig, vllm_environment
+from .generation import GenerationConfig, cuda_available, vllm_environment
 from .io import atomic_path
 from .prompts import PromptConfig, gold_completion, messages
 
@@ -160,12 +160,6 @@ def _last_checkpoint(scratch: Path) -> str | None:
     return None
 
 
-def _cpu_only() -> bool:
-    import torch
-
-    return not torch.cuda.is_available()
-
-
 def load_trainable(model_path: str | os.PathLike, dtype: str, train_top_layers: int | None):
     """Model and tokenizer, with everything below the top ``train_top_layers`` layers frozen."""
     from .model import load_for_training
@@ -228,7 +222,7 @@ def colocated_vllm(gen: GenerationConfig):
         runner.reload_weights(weights_iterator=self._iter_named_params(), is_checkpoint_format=True)
         self.llm.reset_prefix_cache()
 
-    if _cpu_only():
+    if not cuda_available():
         vg.VLLMGeneration.sync_weights = sync_weights_by_reload
     try:
         yield
@@ -304,7 +298,7 @@ def run_grpo(model_path: str | os.PathLike, items: pd.DataFrame, cfg: GRPOSettin
         max_completion_length=cfg.max_completion_length, temperature=cfg.temperature, beta=cfg.beta,
         epsilon=cfg.epsilon, epsilon_high=cfg.epsilon_high, loss_type=cfg.loss_type,
         logging_steps=1, save_strategy="steps" if cfg.save_steps else "no", save_steps=max(1, cfg.save_steps),
-        save_total_limit=1, seed=cfg.seed, data_seed=cfg.seed, use_cpu=_cpu_only(),
+        save_total_limit=1, seed=cfg.seed, data_seed=cfg.seed, use_cpu=not cuda_available(),
         bf16=cfg.mixed_precision == "bf16", gradient_checkpointing=False, report_to="none", disable_tqdm=False,
         use_vllm=cfg.use_vllm, vllm_mode="colocate", vllm_max_model_length=gen.max_model_len,
         vllm_importance_sampling_correction=cfg.vllm_is_correction, shuffle_dataset=True,
@@ -363,7 +357,8 @@ def run_sft(model_path: str | os.PathLike, items: pd.DataFrame, cfg: SFTSettings
     args = SFTConfig(
         output_dir=str(scratch), max_steps=cfg.max_steps, per_device_train_batch_size=cfg.batch_size,
         learning_rate=cfg.learning_rate, logging_steps=1, save_strategy="no", seed=cfg.seed, data_seed=cfg.seed,
-        use_cpu=_cpu_only(), bf16=cfg.mixed_precision == "bf16", gradient_checkpointing=False, report_to="none",
+        use_cpu=not cuda_available(), bf16=cfg.mixed_precision == "bf16", gradient_checkpointing=False,
+        report_to="none",
         completion_only_loss=True, max_length=1024,
     )
     trainer = SFTTrainer(model=model, args=args, train_dataset=sft_dataset(items, prompt), processing_class=tok,
