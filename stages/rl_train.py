@@ -1,8 +1,11 @@
 """Stage rl-train: SFT on the SFT set, then GRPO on the mixture; the final model is a DVC output.
 
 Resumable: checkpoints go to data/scratch/rl-train; after a crash or a kill, `dvc repro` resumes
-from the last one if nothing that determines the run has changed.
+from the last one if nothing that determines the run (settings, items, start model's bytes) has
+changed. The scratch folder is removed once the trained model is saved.
 """
+
+import shutil
 
 from supernova import paths, stage
 from supernova.config import from_section
@@ -25,6 +28,7 @@ def main(params: dict) -> None:
         start = sft_model
     run_grpo(start, read_table(paths.MIXTURE, ITEM), cfg.grpo, prompt, paths.TRAINED_MODEL,
              scratch_dir=paths.TRAIN_SCRATCH / "grpo", live_dir=str(paths.METRICS / "train" / "grpo"), gen=gen)
+    shutil.rmtree(paths.TRAIN_SCRATCH, ignore_errors=True)  # the SFT model was only the GRPO start
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ import pandas as pd
 from .answer import reward as answer_reward
 from .errors import ParamsError
 from .generation import GenerationConfig, cuda_available, vllm_environment
-from .io import atomic_path
+from .io import atomic_path, file_sha256
 from .prompts import PromptConfig, gold_completion, messages
 
 log = logging.getLogger(__name__)
@@ -134,6 +134,13 @@ def fingerprint(*parts: Any) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def model_digest(path: str | os.PathLike) -> str:
+    """Content hash of a model folder's weights and config: a run resumes only from checkpoints
+    of the same start model, whatever folder it sits in."""
+    files = sorted(Path(path).glob("*.safetensors")) + [Path(path) / "config.json"]
+    return fingerprint([file_sha256(f) for f in files if f.exists()])
+
+
 def _prepare_scratch(scratch: Path, fp: str) -> bool:
     """Make ``scratch`` hold this run's fingerprint; True if it already did (resume possible)."""
     tag = scratch / "fingerprint"
@@ -181,24 +188,42 @@ def load_trainable(model_path: str | os.PathLike, dtype: str, train_top_layers: 
     return model, tok
 
 
+def _truncate_curves(plots_dir: Path, steps: int) -> None:
+    """Keep the first ``steps`` rows of every DVCLive curve (DVCLive step i is trainer step i+1)."""
+    for tsv in plots_dir.rglob("*.tsv"):
+        lines = tsv.read_text().splitlines(keepends=True)
+        kept = lines[:1] + [ln for ln in lines[1:] if int(ln.split("\t", 1)[0]) < steps]
+        tsv.write_text("".join(kept))
+
+
 def _callbacks(live_dir: str | None, resume: bool) -> list:
+    """DVCLive logging (TRL's ``report_to="dvclive"`` integration, pointed at ``live_dir``)."""
     if not live_dir:
         return []
     from dvclive import Live
     from transformers.integrations import DVCLiveCallback
 
-    return [DVCLiveCallback(live=Live(dir=live_dir, resume=resume, dvcyaml=None, save_dvc_exp=False))]
+    class ResumableDVCLiveCallback(DVCLiveCallback):
+        """On a resumed run, the curves continue from the checkpoint's step: rows that the
+        interrupted run logged after its last checkpoint are dropped, not duplicated."""
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            super().on_train_begin(args, state, control, **kwargs)
+            if resume:
+                _truncate_curves(Path(live_dir) / "plots", state.global_step)
+                self.live.step = state.global_step
+
+    return [ResumableDVCLiveCallback(live=Live(dir=live_dir, resume=resume, dvcyaml=None, save_dvc_exp=False))]
 
 
-def _save_final(trainer, tok, out_dir: str | os.PathLike, merge_lora: bool) -> None:
-    model = trainer.model
-    if merge_lora:
-        model = model.merge_and_unload()
-    for p in model.parameters():
-        p.requires_grad_(True)
+def _save_final(trainer, tok, out_dir: str | os.PathLike, merge_lora: bool, scratch: Path) -> None:
+    """Save the final model atomically, then drop the run's checkpoints: they exist only to
+    resume an interrupted run, and a finished run must not be "resumed" by a later one."""
+    model = trainer.model.merge_and_unload() if merge_lora else trainer.model
     with atomic_path(out_dir, is_dir=True) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         tok.save_pretrained(tmp)
+    shutil.rmtree(scratch, ignore_errors=True)
 
 
 @contextlib.contextmanager
@@ -276,7 +301,7 @@ def run_grpo(model_path: str | os.PathLike, items: pd.DataFrame, cfg: GRPOSettin
     from trl import GRPOConfig, GRPOTrainer
 
     scratch = Path(scratch_dir)
-    fp = fingerprint(asdict(cfg), asdict(prompt), sorted(items["uid"]), str(model_path))
+    fp = fingerprint(asdict(cfg), asdict(prompt), sorted(items["uid"]), model_digest(model_path))
     resumable = _prepare_scratch(scratch, fp)
     checkpoint = _last_checkpoint(scratch) if resumable else None
     if checkpoint:
@@ -309,7 +334,7 @@ def run_grpo(model_path: str | os.PathLike, items: pd.DataFrame, cfg: GRPOSettin
                               peft_config=peft_config,
                               callbacks=_callbacks(live_dir, resume=bool(checkpoint)) + list(callbacks or []))
         trainer.train(resume_from_checkpoint=checkpoint)
-    _save_final(trainer, tok, out_dir, merge_lora=cfg.lora)
+    _save_final(trainer, tok, out_dir, merge_lora=cfg.lora, scratch=scratch)
     logs = [h for h in trainer.state.log_history if "reward" in h]
     return logs[-1] if logs else {}
 
@@ -350,9 +375,11 @@ def run_sft(model_path: str | os.PathLike, items: pd.DataFrame, cfg: SFTSettings
     from trl import SFTConfig, SFTTrainer
 
     scratch = Path(scratch_dir)
-    fp = fingerprint(asdict(cfg), asdict(prompt), sorted(items["uid"]), str(model_path))
+    fp = fingerprint(asdict(cfg), asdict(prompt), sorted(items["uid"]), model_digest(model_path))
     resumable = _prepare_scratch(scratch, fp)
     checkpoint = _last_checkpoint(scratch) if resumable else None
+    if checkpoint:
+        log.info("resuming SFT from %s", checkpoint)
     model, tok = load_trainable(model_path, cfg.dtype, cfg.train_top_layers)
     args = SFTConfig(
         output_dir=str(scratch), max_steps=cfg.max_steps, per_device_train_batch_size=cfg.batch_size,
@@ -364,6 +391,6 @@ def run_sft(model_path: str | os.PathLike, items: pd.DataFrame, cfg: SFTSettings
     trainer = SFTTrainer(model=model, args=args, train_dataset=sft_dataset(items, prompt), processing_class=tok,
                          callbacks=_callbacks(live_dir, resume=bool(checkpoint)))
     trainer.train(resume_from_checkpoint=checkpoint)
-    _save_final(trainer, tok, out_dir, merge_lora=False)
+    _save_final(trainer, tok, out_dir, merge_lora=False, scratch=scratch)
     logs = [h for h in trainer.state.log_history if "loss" in h]
     return logs[-1] if logs else {}

@@ -100,3 +100,55 @@ def test_an_incomplete_checkpoint_is_not_resumed(tmp_path):
             (d / "trainer_state.json").write_text('{"global_step": %d}' % step)
     assert _last_checkpoint(tmp_path) == str(tmp_path / "checkpoint-4")
     assert not (tmp_path / "checkpoint-6").exists()
+
+
+def test_compact_lm_head_gives_the_same_completion_logprobs_and_gradients(tiny_model):
+    """Scoring only completion positions on a CPU changes the cost, not the numbers."""
+    from transformers import AutoModelForCausalLM
+    from trl.trainer.utils import add_fused_lm_head
+
+    from supernova.training import compact_lm_head_on_cpu
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model)
+    add_fused_lm_head(model, temperature=0.7, cast_lm_head_to_fp32=False, outputs=("log_probs", "entropy"))
+    torch.manual_seed(0)
+    ids = torch.randint(0, model.config.vocab_size, (3, 20))
+    mask = torch.ones_like(ids)
+    mask[0, :5] = 0                                   # left padding
+    labels = ids.masked_fill(mask == 0, -100)
+    labels[:, :-6] = -100                             # only the last 6 tokens are completion
+
+    def run():
+        model.zero_grad()
+        out = model(input_ids=ids, attention_mask=mask, labels=labels, fused_lm_head=True)
+        out.log_probs.sum().backward()
+        return out.log_probs.detach().clone(), model.model.embed_tokens.weight.grad.clone()
+
+    plain_lp, plain_grad = run()
+    with compact_lm_head_on_cpu():
+        compact_lp, compact_grad = run()
+    torch.testing.assert_close(compact_lp, plain_lp, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(compact_grad, plain_grad, rtol=1e-4, atol=1e-6)
+
+
+def test_a_finished_run_leaves_no_checkpoint_to_resume(tiny_model, tmp_path):
+    scratch = tmp_path / "scratch"
+    run_sft(tiny_model, items(), SFTSettings(max_steps=1, batch_size=2), PromptConfig(), tmp_path / "out",
+            scratch_dir=scratch)
+    assert (tmp_path / "out" / "model.safetensors").exists() and not scratch.exists()
+
+
+def test_resume_needs_the_same_start_model_bytes(tiny_model, tmp_path):
+    import shutil
+
+    from supernova.training import model_digest
+
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_model, copy)
+    assert model_digest(copy) == model_digest(tiny_model)          # the folder does not matter
+    w = load_file(str(copy / "model.safetensors"))
+    w["model.norm.weight"] += 1
+    from safetensors.torch import save_file
+
+    save_file(w, str(copy / "model.safetensors"))
+    assert model_digest(copy) != model_digest(tiny_model)          # the bytes do
