@@ -3,7 +3,8 @@ and plot data (pass@k curve, per-sub-task bars)."""
 
 from supernova import paths, stage
 from supernova.config import from_section
-from supernova.evaluation import EvalConfig, report, sample_and_check
+from supernova.evaluation import EvalConfig, sample_and_check
+from supernova.report import eval_report
 from supernova.generation import GenerationConfig, load_generator
 from supernova.io import write_json
 from supernova.prompts import PromptConfig
@@ -20,7 +21,7 @@ def main(params: dict) -> None:
     finally:
         gen.close()
     write_table(paths.TRAINED_EVAL, trained, EVAL)
-    metrics, curve, bars = report(read_table(paths.BASELINE_TEST, EVAL), trained, ev)
+    metrics, curve, bars = eval_report(read_table(paths.BASELINE_TEST, EVAL), trained, ev)
     write_json(paths.METRICS / "eval.json", metrics)
     write_json(paths.METRICS / "plots" / "eval_passk.json", curve)
     write_json(paths.METRICS / "plots" / "eval_subtasks.json", bars)

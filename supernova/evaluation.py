@@ -100,35 +100,3 @@ def summary(table: pd.DataFrame, value: str = "pass_at_k") -> dict[str, Any]:
         out[f"pass@{k}"] = {"mean": round(arithmetic_mean(g[value]), 4),
                             "harmonic_mean": round(harmonic_mean(g[value]), 4)}
     return out
-
-
-def report(base: pd.DataFrame, trained: pd.DataFrame, ev: EvalConfig) -> tuple[dict[str, Any], list[dict], list[dict]]:
-    """(metrics/eval.json content, pass@k curve rows, per-sub-task bar rows) for base vs trained."""
-    tb = per_task_pass_at_k(base, ev.k, iters=ev.bootstrap, seed=ev.seed)
-    tt = per_task_pass_at_k(trained, ev.k, iters=ev.bootstrap, seed=ev.seed)
-    sb, st = summary(tb), summary(tt)
-    metrics: dict[str, Any] = {"base": sb, "trained": st, "gain": {}, "subtasks": {}}
-    for key in sb:
-        metrics["gain"][key] = {m: round(st[key][m] - sb[key][m], 4) for m in ("mean", "harmonic_mean")}
-    gains = {k: paired_gain(base, trained, k, iters=ev.bootstrap, seed=ev.seed) for k in ev.k}
-    for task in sorted(tb["task"].unique()):
-        entry: dict[str, Any] = {}
-        for name, t in (("base", tb), ("trained", tt)):
-            rows = t[t["task"] == task]
-            entry[name] = {f"pass@{r.k}": {"value": round(r.pass_at_k, 4), "ci": [round(r.ci_low, 4), round(r.ci_high, 4)]}
-                           for r in rows.itertuples()}
-        entry["gain"] = {}
-        for k, g in gains.items():
-            r = g[g["task"] == task].iloc[0]
-            entry["gain"][f"pass@{k}"] = {"value": round(r.gain, 4), "ci": [round(r.ci_low, 4), round(r.ci_high, 4)]}
-        entry["items"] = int(tb[tb["task"] == task]["n_items"].iloc[0])
-        metrics["subtasks"][task] = entry
-    curve = [{"k": int(k), "base": sb[f"pass@{k}"]["mean"], "trained": st[f"pass@{k}"]["mean"]} for k in ev.k]
-    k1 = min(ev.k)
-    bars = []
-    for task in sorted(tb["task"].unique()):
-        b = tb[(tb["task"] == task) & (tb["k"] == k1)].iloc[0]
-        t = tt[(tt["task"] == task) & (tt["k"] == k1)].iloc[0]
-        bars.append({"subtask": task, "model": "base", f"pass@{k1}": round(b.pass_at_k, 4)})
-        bars.append({"subtask": task, "model": "trained", f"pass@{k1}": round(t.pass_at_k, 4)})
-    return metrics, curve, bars

@@ -4,8 +4,8 @@
     python -m supernova.experiments --table-only    # rebuild the table from `dvc exp show`
     python -m supernova.experiments --sweep sft_select.size=2,4,8,16 --out metrics/sft_size_sweep.md
 
-Each variant is one ``dvc exp run -n <name> -S ...``: the strategies ``all``, ``random``, ``macro``,
-``micro`` and ``micro`` with the anti-prior intervention. The utility runs (score@*) are cached,
+Each variant is one ``dvc exp run -n <name> -S ...`` on top of the committed params: the strategies
+``all``, ``random``, ``macro``, ``micro`` and ``micro`` with the anti-prior intervention. The utility runs (score@*) are cached,
 so each variant retrains only from ``mix`` on. The table takes each experiment's
 metrics/eval.json from ``dvc exp show --json`` and lists, per target sub-task, pass@k with its
 95% bootstrap CI, for the base model and each variant, then the means over sub-tasks.
@@ -20,6 +20,7 @@ import sys
 from typing import Any
 
 from .io import write_text
+from .report import EVAL, table
 
 VARIANTS: dict[str, list[str]] = {
     "all": ["mix.strategy=all"],
@@ -28,11 +29,16 @@ VARIANTS: dict[str, list[str]] = {
     "micro-anti-prior": ["mix.strategy=micro", "mix.interventions.anti_prior=0.25"],
     "micro": ["mix.strategy=micro"],
 }
-EVAL = "metrics/eval.json"
+
+
+def params_committed() -> bool:
+    return subprocess.run(["git", "diff", "--quiet", "HEAD", "--", "params.yaml"]).returncode == 0
 
 
 def run_variant(name: str, sets: list[str]) -> None:
-    """``dvc exp run`` of one variant; an earlier experiment of the same name is replaced."""
+    """``dvc exp run`` of one variant on top of the committed params (an experiment leaves its
+    params in the workspace, so they are reset first); a same-named experiment is replaced."""
+    subprocess.run(["git", "checkout", "HEAD", "--", "params.yaml"], check=True)
     subprocess.run(["dvc", "exp", "remove", name], capture_output=True)  # absent is fine
     cmd = ["dvc", "exp", "run", "-n", name] + [a for s in sets for a in ("-S", s)]
     print("$ " + " ".join(cmd), flush=True)
@@ -56,33 +62,6 @@ def exp_metrics(names: list[str]) -> dict[str, dict[str, Any]]:
     return {n: found[n] for n in names}
 
 
-def _cell(entry: dict[str, Any]) -> str:
-    lo, hi = entry["ci"]
-    return f"{100 * entry['value']:.1f} [{100 * lo:.1f}, {100 * hi:.1f}]"
-
-
-def table(results: dict[str, dict[str, Any]], k: int) -> str:
-    """Markdown: pass@k per sub-task with CIs (base first), then means over sub-tasks for every k."""
-    any_run = next(iter(results.values()))
-    subtasks = sorted(any_run["subtasks"])
-    key = f"pass@{k}"
-    lines = [f"### pass@{k} per target sub-task (%, 95% bootstrap CI)", "",
-             "| model | " + " | ".join(subtasks) + " | mean | harmonic mean |",
-             "|---" * (len(subtasks) + 3) + "|"]
-    rows = [("base", any_run, "base")] + [(n, r, "trained") for n, r in results.items()]
-    for name, res, which in rows:
-        cells = [_cell(res["subtasks"][t][which][key]) for t in subtasks]
-        m = res[which][key]
-        lines.append(f"| {name} | " + " | ".join(cells) + f" | {100 * m['mean']:.1f} | {100 * m['harmonic_mean']:.1f} |")
-    ks = list(any_run["base"])
-    lines += ["", "### Mean over sub-tasks (%): arithmetic / harmonic", "",
-              "| model | " + " | ".join(ks) + " |", "|---" * (len(ks) + 1) + "|"]
-    for name, res, which in rows:
-        lines.append(f"| {name} | " + " | ".join(
-            f"{100 * res[which][kk]['mean']:.1f} / {100 * res[which][kk]['harmonic_mean']:.1f}" for kk in ks) + " |")
-    return "\n".join(lines) + "\n"
-
-
 def sweep_variants(spec: str) -> dict[str, list[str]]:
     """``key=v1,v2`` → one variant per value, named ``<last key part>-<value>``."""
     key, _, values = spec.partition("=")
@@ -101,8 +80,12 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     variants = sweep_variants(args.sweep) if args.sweep else {n: VARIANTS[n] for n in args.variants}
     if not args.table_only:
+        if not params_committed():
+            raise SystemExit("experiments: params.yaml has uncommitted changes; the variants are defined "
+                             "relative to the committed params, so commit them first")
         for name, sets in variants.items():
             run_variant(name, sets)
+        subprocess.run(["git", "checkout", "HEAD", "--", "params.yaml"], check=True)
     results = exp_metrics(list(variants))
     k = args.k or max(int(key.split("@")[1]) for key in next(iter(results.values()))["base"])
     text = table(results, k)

@@ -2,7 +2,7 @@
 
 import yaml
 
-from supernova.experiments import table
+from supernova.report import table
 from supernova.profile import apply, merge
 
 
@@ -21,7 +21,7 @@ def test_apply_writes_params(tmp_path):
 
 def eval_json(base, trained):
     def entry(v):
-        return {"value": v, "ci": [v - 0.1, v + 0.1]}
+        return {"value": v, "ci_low": v - 0.1, "ci_high": v + 0.1}
     return {
         "base": {"pass@1": {"mean": base, "harmonic_mean": base / 2}, "pass@2": {"mean": base, "harmonic_mean": base}},
         "trained": {"pass@1": {"mean": trained, "harmonic_mean": trained / 2},
@@ -44,3 +44,25 @@ def test_sweep_variants_are_named_by_value():
     from supernova.experiments import sweep_variants
 
     assert sweep_variants("sft_select.size=2,8") == {"size-2": ["sft_select.size=2"], "size-8": ["sft_select.size=8"]}
+
+
+def test_eval_report_keeps_every_number_a_scalar_for_dvc():
+    import pandas as pd
+
+    from supernova.evaluation import EvalConfig
+    from supernova.report import eval_report
+
+    base = pd.DataFrame({"model": "base", "task": ["a", "a", "b", "b"], "uid": list("1234"), "n": 4,
+                         "correct": [0, 1, 2, 4], "sample": ""})
+    trained = base.assign(model="trained", correct=[2, 1, 2, 4])
+    metrics, curve, bars = eval_report(base, trained, EvalConfig(n=4, k=(1, 4), bootstrap=100))
+
+    def leaves(d):
+        for v in d.values():
+            yield from leaves(v) if isinstance(v, dict) else [v]
+
+    assert all(isinstance(v, (int, float)) for v in leaves(metrics))
+    assert metrics["subtasks"]["a"]["gain"]["pass@1"]["value"] == 0.25
+    assert metrics["gain"]["pass@1"]["mean"] == 0.125
+    assert [c["k"] for c in curve] == [1, 4] and len(bars) == 4
+    table({"trained": metrics}, 4)  # renders
