@@ -152,3 +152,14 @@ def test_resume_needs_the_same_start_model_bytes(tiny_model, tmp_path):
 
     save_file(w, str(copy / "model.safetensors"))
     assert model_digest(copy) != model_digest(tiny_model)          # the bytes do
+
+
+def test_lora_run_saves_a_merged_plain_model(tiny_model, tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    cfg = GRPOSettings(max_steps=1, prompts_per_step=1, num_generations=2, max_completion_length=4, lora=True,
+                       lora_r=4)
+    run_grpo(tiny_model, items(), cfg, PromptConfig(), tmp_path / "out", scratch_dir=tmp_path / "scratch")
+    saved = weights(tmp_path / "out")
+    assert set(saved) == set(weights(tiny_model))          # adapters merged: no lora_* tensors left
+    AutoModelForCausalLM.from_pretrained(tmp_path / "out")
