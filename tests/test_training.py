@@ -1,5 +1,7 @@
 """SFT and GRPO through TRL: weights move, frozen layers stay, checkpoints reload."""
 
+import os
+
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -64,6 +66,7 @@ def test_colocated_vllm_follows_the_trainers_weights(smol_model, tmp_path):
                       vllm_max_model_length=512, report_to="none")
     ids = tok.apply_chat_template([{"role": "user", "content": "What is 17 + 25?"}], add_generation_prompt=True,
                                   tokenize=True, return_dict=False)
+    rendezvous_before = [k for k in ("MASTER_PORT", "RANK", "WORLD_SIZE") if k in os.environ]
     with colocated_vllm(GenerationConfig(dtype="float32")):
         trainer = GRPOTrainer(model=model, processing_class=tok, reward_funcs=[reward], args=args,
                               train_dataset=grpo_dataset(items(), PromptConfig()))
@@ -87,6 +90,8 @@ def test_colocated_vllm_follows_the_trainers_weights(smol_model, tmp_path):
         changed = vllm_greedy()
         assert changed != original
         assert changed == hf_greedy()[:len(changed)]
+    # the engine's rendezvous port stays bound; child processes must not inherit it
+    assert [k for k in ("MASTER_PORT", "RANK", "WORLD_SIZE") if k in os.environ] == rendezvous_before
 
 
 def test_an_incomplete_checkpoint_is_not_resumed(tmp_path):
