@@ -2,7 +2,10 @@
 
 Strategies (``mix.strategy``):
 
-* ``micro`` — for each target sub-task, its top-``k`` source tasks by utility; the union.
+* ``micro`` — for each target sub-task, its top-``k`` source tasks by utility; the union. Only a
+  measured gain counts (utility above ``min_utility``): a sub-task that no task improves adds no
+  task, and equal utilities are ordered by mean utility. If no task improves any sub-task, micro
+  falls back to macro's choice, and the manifest says so.
 * ``macro`` — the top-``k`` source tasks by mean utility over sub-tasks.
 * ``random`` — ``k`` tasks drawn with the seed.
 * ``all`` — every scored task.
@@ -38,6 +41,7 @@ class MixConfig:
         total_size: items in the mixture, matched across strategies.
         per_task_cap: at most this many items from one task (``null``: no cap).
         manual_tasks: the task list for ``manual``.
+        min_utility: micro counts a task for a sub-task only when its utility there is above this.
         seed: seed for random choices and item sampling.
         interventions: synthetic interventions applied to the mixture (see
             :class:`supernova.interventions.InterventionConfig`).
@@ -48,6 +52,7 @@ class MixConfig:
     total_size: int = 64
     per_task_cap: int | None = None
     manual_tasks: tuple[str, ...] = ()
+    min_utility: float = 0.0
     seed: int = 0
     interventions: InterventionConfig = field(default_factory=InterventionConfig)
 
@@ -61,23 +66,35 @@ class MixConfig:
             raise ParamsError("strategy manual needs a task list", file="params.yaml", field="mix.manual_tasks")
 
 
+def _top_by_mean(means: pd.Series, k: int) -> dict[str, dict[str, Any]]:
+    ranked = means.sort_values(ascending=False, kind="stable").head(k).index
+    return {t: {"rank": rank} for rank, t in enumerate(ranked, 1)}
+
+
+def _top_per_subtask(m: pd.DataFrame, means: pd.Series, cfg: MixConfig) -> dict[str, dict[str, Any]]:
+    """Micro: each sub-task's top-k tasks among those with a gain there (ties: higher mean first)."""
+    why: dict[str, dict[str, Any]] = {}
+    gains = m[m.utility > cfg.min_utility].assign(mean_utility=lambda d: d.source_task.map(means))
+    for target, g in gains.groupby("target_task", sort=True):
+        top = g.sort_values(["utility", "mean_utility", "source_task"], ascending=[False, False, True])
+        for rank, r in enumerate(top.head(cfg.k).itertuples(), 1):
+            why.setdefault(r.source_task, {"chosen_for": {}})["chosen_for"][target] = {
+                "rank": rank, "utility": round(float(r.utility), 4)}
+    return why
+
+
 def choose_tasks(m: pd.DataFrame, cfg: MixConfig) -> dict[str, dict[str, Any]]:
     """Chosen tasks → why: mean utility and, for micro, the sub-tasks it ranks top-k on."""
     means = mean_by_task(m).set_index("source_task")["mean_utility"]
     tasks = sorted(means.index)
-    why: dict[str, dict[str, Any]] = {}
     if cfg.strategy == "micro":
-        for target, g in m.groupby("target_task", sort=True):
-            top = g.sort_values(["utility", "source_task"], ascending=[False, True]).head(cfg.k)
-            for rank, r in enumerate(top.itertuples(), 1):
-                why.setdefault(r.source_task, {"chosen_for": {}})["chosen_for"][target] = {
-                    "rank": rank, "utility": round(float(r.utility), 4)}
+        why = _top_per_subtask(m, means, cfg) or {
+            t: {**w, "fallback": f"no task's utility exceeds min_utility={cfg.min_utility} on any sub-task"}
+            for t, w in _top_by_mean(means, cfg.k).items()}
     elif cfg.strategy == "macro":
-        for rank, (t, _) in enumerate(means.sort_values(ascending=False, kind="stable").head(cfg.k).items(), 1):
-            why[t] = {"rank": rank}
+        why = _top_by_mean(means, cfg.k)
     elif cfg.strategy == "random":
-        for t in random.Random(cfg.seed).sample(tasks, min(cfg.k, len(tasks))):
-            why[t] = {}
+        why = {t: {} for t in random.Random(cfg.seed).sample(tasks, min(cfg.k, len(tasks)))}
     elif cfg.strategy == "all":
         why = {t: {} for t in tasks}
     else:

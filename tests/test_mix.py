@@ -54,6 +54,19 @@ def test_micro_records_why():
     assert why["a"]["mean_utility"] == pytest.approx(0.1667, abs=1e-4)
 
 
+def test_micro_counts_only_gains_and_breaks_ties_by_mean_utility():
+    u = {"a": {"t1": 0.1, "t2": 0.0}, "b": {"t1": 0.1, "t2": 0.0}, "c": {"t1": 0.0, "t2": 0.0}}
+    u["a"]["t3"], u["b"]["t3"], u["c"]["t3"] = -0.1, 0.2, 0.0
+    m = pd.DataFrame([{"source_task": s, "target_task": t, "utility": v, "spread": 0.0, "seeds": 1}
+                      for s, row in u.items() for t, v in row.items()])
+    why = choose_tasks(m, MixConfig(strategy="micro", k=1))
+    # t1: a and b tie at 0.1, b has the higher mean; t2: nobody improves, so it adds no task
+    assert why == {"b": {"chosen_for": {"t1": {"rank": 1, "utility": 0.1}, "t3": {"rank": 1, "utility": 0.2}},
+                         "mean_utility": 0.1}}
+    fallback = choose_tasks(m.assign(utility=-0.1), MixConfig(strategy="micro", k=1))
+    assert list(fallback) == ["a"] and "min_utility" in fallback["a"]["fallback"]
+
+
 def test_random_is_seeded_and_manual_checks_names():
     m = matrix(utility_table(), 1)
     r1 = choose_tasks(m, MixConfig(strategy="random", k=2, seed=3))
