@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -105,19 +104,16 @@ def test_ingest_reports_superni_formats_and_skills():
 @pytest.mark.skipif(not (SHARED / "superni" / "tasks").is_dir() or not (SHARED / "bbh" / "tasks").is_dir(),
                     reason="the development data (../shared/data) is not present")
 def test_real_data_all_superni_tasks_and_all_bbh_files(tiny_model):
-    """All 80 SuperNI tasks and all 27 BBH files ingest (with the model's tokenizer) in minutes."""
+    """All 80 SuperNI tasks and all 27 BBH files ingest with the model's tokenizer (its time: bench/ingest.py)."""
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(tiny_model)
     cfg = IngestConfig(sources=[{"kind": "superni", "path": str(SHARED / "superni" / "tasks"), "max_items": 48}],
                        targets=[{"kind": "bigbench", "path": str(SHARED / "bbh" / "tasks"), "format": "exact"}],
                        target_dev_size=4, target_test_size=8, max_prompt_tokens=768)
-    start = time.monotonic()
     rep = ingest(cfg, seed=0, prompt=PromptConfig(), tokenizer=tok, context_length=8192).report
-    elapsed = time.monotonic() - start
     assert rep["totals"]["source_tasks"] == 80 and rep["totals"]["target_subtasks"] == 27
     assert all(s["items"] > 0 for s in rep["sources"].values())
     assert all(t["dev"] == 4 and t["test"] == 8 for t in rep["targets"].values())
     assert rep["sources"]["task388_torque_token_classification"]["dropped"]["blank_output"] == 2  # upstream [""]
     assert rep["targets"]["ruin_names"]["dropped"]["target_not_an_option"] == 2
-    assert elapsed < 600, f"ingest of the development data took {elapsed:.0f}s"
