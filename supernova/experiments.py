@@ -2,7 +2,7 @@
 
     python -m supernova.experiments                 # run the variants, then write metrics/experiments.md
     python -m supernova.experiments --table-only    # rebuild the table from `dvc exp show`
-    python -m supernova.experiments --sweep sft_select.size=2,4,8,16 --out metrics/sft_size_sweep.md
+    python -m supernova.experiments --sweep sft_select.size=2,4,16,32,8 --out metrics/sft_size_sweep.md
 
 Each variant is one ``dvc exp run -n <name> -S ...`` on top of the committed params: the strategies
 ``all``, ``random``, ``macro``, ``micro`` and ``micro`` with the anti-prior intervention. The utility runs (score@*) are cached,
