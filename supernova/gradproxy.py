@@ -10,8 +10,6 @@ kept in a cache file keyed by everything they depend on.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 from pathlib import Path
 
@@ -25,9 +23,10 @@ class GradientProxy:
     """The base model with its top ``layers`` trainable, ready to produce mean gradients."""
 
     def __init__(self, model_path: str | os.PathLike, prompt: PromptConfig, layers: int, batch_size: int = 8):
-        from .training import load_trainable
+        from .training import load_trainable, model_digest
 
         self.model, self.tok = load_trainable(model_path, "float32", layers)
+        self.model_digest = model_digest(model_path)
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         self.prompt, self.batch_size = prompt, batch_size
 
@@ -35,6 +34,7 @@ class GradientProxy:
         """Mean over items of the gradient of the gold-answer NLL (flattened, float32)."""
         import torch
 
+        from .generation import cuda_available
         from .training import gold_answer_batch
 
         self.model.zero_grad(set_to_none=True)
@@ -42,7 +42,7 @@ class GradientProxy:
         for start in range(0, len(rows), self.batch_size):
             batch = rows[start:start + self.batch_size]
             input_ids, mask, lab = gold_answer_batch(self.tok, batch, self.prompt)
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=not torch.cuda.is_available()):
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=not cuda_available()):
                 loss = self.model(input_ids=input_ids, attention_mask=mask, labels=lab).loss
             (loss.float() * len(batch) / len(rows)).backward()
         g = torch.cat([p.grad.detach().flatten().float() for p in self.params]).numpy().copy()
@@ -51,18 +51,20 @@ class GradientProxy:
 
     def target_gradients(self, dev: pd.DataFrame, cache_dir: Path | None = None) -> dict[str, np.ndarray]:
         """Mean gradient per target sub-task, read from / written to ``cache_dir`` when given."""
-        key = hashlib.sha256(json.dumps([sorted(dev["uid"]), len(self.params), [list(p.shape) for p in self.params],
-                                         self.prompt.__dict__]).encode()).hexdigest()[:16]
+        from .io import atomic_path
+        from .training import fingerprint
+
+        key = fingerprint(sorted(dev["uid"]), self.model_digest, [list(p.shape) for p in self.params],
+                          self.prompt.__dict__)
         path = cache_dir / f"target-gradients-{key}.npz" if cache_dir else None
         if path and path.exists():
             with np.load(path, allow_pickle=False) as f:
                 return {k: f[k] for k in f.files}
         grads = {t: self.mean_gradient(g) for t, g in dev.groupby("task", sort=True)}
         if path:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp.npz")
-            np.savez(tmp, **grads)
-            os.replace(tmp, path)
+            with atomic_path(path) as tmp:
+                with open(tmp, "wb") as f:  # a file object: np.savez would append ".npz" to a name
+                    np.savez(f, **grads)
         return grads
 
 
