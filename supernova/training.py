@@ -153,6 +153,17 @@ def _prepare_scratch(scratch: Path, fp: str) -> bool:
     return False
 
 
+def _resume_checkpoint(scratch: Path, what: str, cfg: Any, prompt: PromptConfig, items: pd.DataFrame,
+                       model_path: str | os.PathLike) -> str | None:
+    """The checkpoint to resume ``what`` from: the last complete one in ``scratch`` if it was
+    written by a run with the same settings, items and start model's bytes, else None."""
+    fp = fingerprint(asdict(cfg), asdict(prompt), sorted(items["uid"]), model_digest(model_path))
+    checkpoint = _last_checkpoint(scratch) if _prepare_scratch(scratch, fp) else None
+    if checkpoint:
+        log.info("resuming %s from %s", what, checkpoint)
+    return checkpoint
+
+
 def _last_checkpoint(scratch: Path) -> str | None:
     """The newest complete checkpoint in ``scratch``. The trainer writes ``trainer_state.json``
     last, so a checkpoint without a readable one was cut off mid-save (a kill): it is removed."""
@@ -241,6 +252,9 @@ def _save_final(trainer, tok, out_dir: str | os.PathLike, merge_lora: bool, scra
     shutil.rmtree(scratch, ignore_errors=True)
 
 
+_RENDEZVOUS_ENV = ("MASTER_ADDR", "MASTER_PORT", "RANK", "LOCAL_RANK", "WORLD_SIZE")
+
+
 @contextlib.contextmanager
 def colocated_vllm(gen: GenerationConfig):
     """Make TRL's colocated vLLM engine follow ``gen`` and, on a CPU, keep its weights in sync.
@@ -277,9 +291,6 @@ def colocated_vllm(gen: GenerationConfig):
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
-
-
-_RENDEZVOUS_ENV = ("MASTER_ADDR", "MASTER_PORT", "RANK", "LOCAL_RANK", "WORLD_SIZE")
 
 
 @contextlib.contextmanager
@@ -328,11 +339,7 @@ def run_grpo(model_path: str | os.PathLike, items: pd.DataFrame, cfg: GRPOSettin
     from trl import GRPOConfig, GRPOTrainer
 
     scratch = Path(scratch_dir)
-    fp = fingerprint(asdict(cfg), asdict(prompt), sorted(items["uid"]), model_digest(model_path))
-    resumable = _prepare_scratch(scratch, fp)
-    checkpoint = _last_checkpoint(scratch) if resumable else None
-    if checkpoint:
-        log.info("resuming GRPO from %s", checkpoint)
+    checkpoint = _resume_checkpoint(scratch, "GRPO", cfg, prompt, items, model_path)
     model, tok = load_trainable(model_path, cfg.dtype, None if cfg.lora else cfg.train_top_layers)
     peft_config = None
     if cfg.lora:
@@ -403,11 +410,7 @@ def run_sft(model_path: str | os.PathLike, items: pd.DataFrame, cfg: SFTSettings
     from trl import SFTConfig, SFTTrainer
 
     scratch = Path(scratch_dir)
-    fp = fingerprint(asdict(cfg), asdict(prompt), sorted(items["uid"]), model_digest(model_path))
-    resumable = _prepare_scratch(scratch, fp)
-    checkpoint = _last_checkpoint(scratch) if resumable else None
-    if checkpoint:
-        log.info("resuming SFT from %s", checkpoint)
+    checkpoint = _resume_checkpoint(scratch, "SFT", cfg, prompt, items, model_path)
     model, tok = load_trainable(model_path, cfg.dtype, cfg.train_top_layers)
     args = SFTConfig(
         output_dir=str(scratch), max_steps=cfg.max_steps, per_device_train_batch_size=cfg.batch_size,
