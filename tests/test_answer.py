@@ -2,7 +2,7 @@
 
 import pytest
 
-from supernova.answer import extract_answer, is_correct, normalize, parse_number, reward
+from supernova.answer import extract_answer, is_correct, judge, normalize, parse_number, reward
 
 MCQ = dict(answer_type="mcq", choices=["grandfather", "mother", "son", "wife"])
 
@@ -91,3 +91,73 @@ def test_reward_reads_chat_completions_and_json_meta():
         answer=["B", "B", "3"], answer_type=["mcq", "mcq", "numeric"], choices=[["x", "y"], ["x", "y"], []],
         meta=["{}", "{}", ""])
     assert out == [1.0, 0.0, 1.0]
+
+
+# BBEH's official rules (bbeh/evaluate.py), and where the lenient checker differs. Each row:
+# completion, gold, lenient verdict, bbeh verdict.
+DISAGREEMENTS = [
+    ("The answer is: no,unknown,no", "no, unknown, no", False, True),   # ", " -> "," on both sides
+    ("thursday", "[thursday]", False, True),                            # no marker: the whole text; [x] == x
+    ("The answer is: (F)", "F", False, True),                           # (a) == a against a bare letter
+    ("So it is 17", "17", False, False),                                # no marker: the whole text is scored
+    ("17", "17", False, True),
+    ("The answer is: yes?", "yes", False, True),                        # a trailing "?"
+    ("The answer is: 11", "0,1,1", False, False),                       # a list is never a number
+    ("The answer is: 1,372", "1372", True, False),                      # no thousands separators in BBEH
+    ("The answer is: 50%", "50", True, False),
+    ("the answer is: Paris", "Paris", True, False),                     # BBEH's markers are case-sensitive
+    ("The answer is: 'tom'", "tom", True, True),
+    ("The answer is: \"tom\"", "tom", True, False),                     # BBEH removes single quotes only
+    ("Alright! The final answer is: 2, 3, 4", "2,3,4", False, True),
+    ("Ok The final answer is: \\boxed{4}.", "4", True, True),
+    ("Ok The answer is: **25**\nHere's why.", "25.0", True, True),      # ** removed, first line, float equality
+    ("The answer is: \\boxed{4} apples", "4", True, False),             # LaTeX unwrapped only at the ends
+    ("The answer is: $7$", "7", True, True),
+    ("The answer is: (A) because", "A", False, False),
+    ("The answer is: (A)", "(a)", True, True),
+    ("The answer is: a", "(A)", False, True),
+    ("The answer is: 2 The answer is: 3", "3", True, True),             # the last occurrence of a marker
+    ("The answer is: 3\nThe final answer is 4", "4", True, True),       # markers tried in order, each on the rest
+    ("The answer is: five.", "five", True, True),
+    ("The answer is: 4..", "4", True, True),                            # a period removed twice (extract, preprocess)
+    ("The answer is: five...", "five", True, False),
+]
+
+
+@pytest.mark.parametrize("completion,gold,lenient,bbeh", DISAGREEMENTS)
+def test_checkers_bbeh_rules_and_lenient(completion, gold, lenient, bbeh):
+    for checker, expected in (("lenient", lenient), ("bbeh", bbeh)):
+        got = is_correct(completion, answer=gold, answer_type="exact", meta={"checker": checker})
+        assert got is expected, f"{checker}: {completion!r} vs {gold!r}"
+
+
+@pytest.mark.parametrize("completion,checker,parsed", [
+    ("The answer is: 4", "bbeh", True), ("the answer is: 4", "bbeh", False), ("4", "bbeh", False),
+    ("The answer is:", "bbeh", False), ("The answer is: 4", "lenient", True), ("the answer is 4", "lenient", True),
+    ("4", "lenient", False), ("The answer is: ", "lenient", False),
+])
+def test_parse_rate_counts_a_marker_with_an_answer(completion, checker, parsed):
+    assert judge(completion, answer="4", answer_type="exact", meta={"checker": checker}).parsed is parsed
+
+
+def test_bbeh_multiple_choice_compares_the_letter_and_takes_aliases():
+    mcq = dict(answer="B", answer_type="mcq", choices=["x", "y"], meta={"checker": "bbeh"})
+    assert is_correct("The answer is: (B)", **mcq) and is_correct("The answer is: b", **mcq)
+    assert not is_correct("The answer is: y", **mcq)                  # BBEH compares the target, not option text
+    meta = {"checker": "bbeh", "aliases": ["France"], "spellings": ["FR"]}
+    assert is_correct("The answer is: France", answer="Paris", answer_type="exact", meta=meta)
+    assert not is_correct("The answer is: FR", answer="Paris", answer_type="exact", meta=meta)   # lenient only
+
+
+def test_the_constraint_is_enforced_under_bbeh_too():
+    meta = {"checker": "bbeh", "constraint": {"kind": "brackets"}}
+    assert is_correct("The answer is: [42]", answer="42", answer_type="numeric", meta=meta)
+    assert not is_correct("The answer is: 42", answer="42", answer_type="numeric", meta=meta)
+
+
+def test_unknown_checker_is_a_params_error():
+    from supernova.answer import AnswerConfig
+    from supernova.errors import ParamsError
+
+    with pytest.raises(ParamsError, match="answer.checker"):
+        AnswerConfig(checker="strict")
