@@ -1,6 +1,7 @@
 """Stage ingest: source and target entries → verifiable items (per-task Parquet), metrics/ingest.json."""
 
 from supernova import paths, stage
+from supernova.answer import AnswerConfig
 from supernova.config import from_section
 from supernova.ingest import IngestConfig, ingest, write_ingest
 from supernova.model import context_length
@@ -13,7 +14,8 @@ def main(params: dict) -> None:
     cfg = from_section(IngestConfig, params, "ingest")
     tok = AutoTokenizer.from_pretrained(paths.BASE_MODEL, trust_remote_code=False)
     result = ingest(cfg, seed=params.get("seed", 0), prompt=from_section(PromptConfig, params, "prompt"),
-                    tokenizer=tok, context_length=context_length(paths.BASE_MODEL))
+                    tokenizer=tok, context_length=context_length(paths.BASE_MODEL),
+                    answer=from_section(AnswerConfig, params, "answer"))
     write_ingest(result, paths.SOURCE_ITEMS, paths.TARGET_DEV, paths.TARGET_TEST, paths.METRICS / "ingest.json")
 
 

@@ -3,6 +3,17 @@
 Sources become one Parquet file per task (so a new task leaves the others' files, and the stages
 that depend on them, untouched); targets are split per sub-task into a dev split (used to measure
 utility) and a held-out test split (used only by evaluate).
+
+A target benchmark stays whole: deduplication and the prompt-length filter apply to sources only.
+A target item whose prompt is too long stops ingest with an error naming it; an item a benchmark
+lists twice is kept twice (the repeat gets its own uid). The split is the benchmark's own when its
+kind gives one (``meta["split"]``, e.g. BBEH's mini set as dev), else a seeded draw of
+``target_dev_size`` dev and ``target_test_size`` test items per sub-task. A target entry with
+``role: eval`` is evaluated only: all its items go to test (``meta["role"] = "eval"``), none to
+dev, so scoring, utility and mixing never see it; evaluate reports it as out-of-distribution.
+
+Every item records the answer checker it is scored with (``meta["checker"]``: the entry's
+``checker``, else ``answer.checker``).
 """
 
 from __future__ import annotations
@@ -17,11 +28,11 @@ from typing import Any
 import pandas as pd
 import pyarrow.parquet as pq
 
-from .answer import normalize
+from .answer import AnswerConfig, normalize
 from .errors import InputError, ParamsError
 from .io import atomic_path, write_json
 from .prompts import PromptConfig, messages
-from .schema import ITEM, Item, conform, items_frame
+from .schema import ITEM, Item, conform, item_uid, items_frame
 from .sources import TaskItems, load_entry
 
 log = logging.getLogger(__name__)
@@ -38,9 +49,10 @@ class IngestConfig:
         target_test_size: items per sub-task in the test split (``null``: all the rest).
         decontam_ngram: a source item sharing any word n-gram of this length with a target item
             (or equal to one, when shorter) is dropped.
-        dedup: drop exact duplicates (same normalised question and answer) inside the pool.
-        max_prompt_tokens: items whose rendered prompt is longer are skipped and counted
-            (capped by the model's context length).
+        dedup: drop exact duplicates (same normalised question and answer) among source items
+            (a target benchmark keeps its items as they are).
+        max_prompt_tokens: source items whose rendered prompt is longer are skipped and counted
+            (capped by the model's context length); a target item that long is an error.
     """
 
     sources: list = field(default_factory=list)
@@ -136,12 +148,65 @@ class IngestResult:
     report: dict[str, Any]
 
 
+def _item_place(it: Item, position: int) -> str:
+    """How an error names an item: its index in the source file when known, else its position."""
+    if "index" in it.meta:
+        return f"example {it.meta['index']}"
+    if "row" in it.meta:
+        return f"row {it.meta['row']}"
+    return f"item {position}"
+
+
+def _keep_whole(t: TaskItems, lengths: list[int], max_tokens: int, limit_field: str) -> None:
+    """A target keeps every item: a prompt over the budget is an error naming the item."""
+    for i, (it, n) in enumerate(zip(t.items, lengths)):
+        if n > max_tokens:
+            raise InputError(f"{_item_place(it, i)}: the prompt has {n} tokens, over the budget of {max_tokens}; "
+                             f"a target benchmark keeps every item, so raise {limit_field} (and the model's "
+                             f"context) or leave the item out of the benchmark's files", file=t.origin, task=t.task,
+                             field="question")
+
+
+def _unique_uids(targets: list[TaskItems]) -> None:
+    """An item a benchmark lists twice stays twice: the repeat's uid hashes its occurrence number."""
+    seen: dict[str, int] = {}
+    for t in targets:
+        for it in t.items:
+            n = seen.get(it.uid, 0)
+            seen[it.uid] = n + 1
+            if n:
+                it.uid = item_uid(it.task, it.question, it.answer, it.choices, occurrence=n)
+                it.meta["occurrence"] = n
+
+
+def _split(t: TaskItems, cfg: IngestConfig, seed: int) -> tuple[list[Item], list[Item]]:
+    """(dev, test) of one target sub-task."""
+    if t.role == "eval":
+        return [], list(t.items)
+    given = [it.meta.get("split") for it in t.items]
+    if any(given):
+        dev = [it for it in t.items if it.meta.get("split") == "dev"]
+        if not dev:
+            raise InputError("the benchmark's dev split has no item of this sub-task", file=t.origin, task=t.task)
+        return dev, [it for it in t.items if it.meta.get("split") != "dev"]
+    items = list(t.items)
+    random.Random(f"{seed}:split:{t.task}").shuffle(items)
+    if len(items) < 2:
+        raise InputError(f"a target sub-task needs at least 2 items for a dev and a test split, has {len(items)}",
+                         file=t.origin, task=t.task)
+    n_dev = min(cfg.target_dev_size, len(items) // 2)
+    test = items[n_dev:] if cfg.target_test_size is None else items[n_dev:n_dev + cfg.target_test_size]
+    return items[:n_dev], test
+
+
 def ingest(cfg: IngestConfig, *, seed: int, prompt: PromptConfig, tokenizer=None,
-           context_length: int | None = None) -> IngestResult:
+           context_length: int | None = None, answer: AnswerConfig = AnswerConfig()) -> IngestResult:
     """Load, check, deduplicate, decontaminate and split. Raises :class:`InputError` on bad input."""
     sources = _load_all(cfg.sources, "ingest.sources", seed)
     targets = _load_all(cfg.targets, "ingest.targets", seed)
     max_tokens = min(cfg.max_prompt_tokens, context_length or cfg.max_prompt_tokens)
+    limit_field = ("ingest.max_prompt_tokens" if max_tokens == cfg.max_prompt_tokens
+                   else f"the model's context length ({context_length})")
 
     for group in (sources, targets):
         for t in group:
@@ -150,20 +215,27 @@ def ingest(cfg: IngestConfig, *, seed: int, prompt: PromptConfig, tokenizer=None
                     raise InputError("empty question", file=t.origin, task=t.task, field="question")
                 if not str(it.answer).strip():
                     raise InputError("empty answer", file=t.origin, task=t.task, field="answer")
-            lengths = dict(zip((it.uid for it in t.items), _prompt_lengths(t.items, tokenizer, prompt)))
-            _filter(t, lambda it: lengths[it.uid] <= max_tokens, "too_long")
+                it.meta["checker"] = t.checker or answer.checker
+                if t.role == "eval":
+                    it.meta["role"] = "eval"
+            lengths = _prompt_lengths(t.items, tokenizer, prompt)
+            if group is targets:
+                _keep_whole(t, lengths, max_tokens, limit_field)
+            else:
+                by_uid = dict(zip((it.uid for it in t.items), lengths))
+                _filter(t, lambda it: by_uid[it.uid] <= max_tokens, "too_long")
+    _unique_uids(targets)
 
     if cfg.dedup:
-        for group in (sources, targets):
-            seen: set[str] = set()
-            for t in group:
-                def first(it: Item) -> bool:
-                    key = _content_key(it)
-                    if key in seen:
-                        return False
-                    seen.add(key)
-                    return True
-                _filter(t, first, "duplicate")
+        seen: set[str] = set()
+        for t in sources:
+            def first(it: Item) -> bool:
+                key = _content_key(it)
+                if key in seen:
+                    return False
+                seen.add(key)
+                return True
+            _filter(t, first, "duplicate")
 
     decon = Decontaminator([it.question for t in targets for it in t.items], cfg.decontam_ngram)
     for t in sources:
@@ -175,14 +247,7 @@ def ingest(cfg: IngestConfig, *, seed: int, prompt: PromptConfig, tokenizer=None
 
     dev_rows, test_rows = [], []
     for t in targets:
-        items = list(t.items)
-        random.Random(f"{seed}:split:{t.task}").shuffle(items)
-        if len(items) < 2:
-            raise InputError(f"a target sub-task needs at least 2 items for a dev and a test split, has {len(items)}",
-                             file=t.origin, task=t.task)
-        n_dev = min(cfg.target_dev_size, len(items) // 2)
-        dev = items[:n_dev]
-        test = items[n_dev:] if cfg.target_test_size is None else items[n_dev:n_dev + cfg.target_test_size]
+        dev, test = _split(t, cfg, seed)
         dev_rows += dev
         test_rows += test
         t.skipped["split_dev"], t.skipped["split_test"] = len(dev), len(test)
@@ -193,7 +258,9 @@ def ingest(cfg: IngestConfig, *, seed: int, prompt: PromptConfig, tokenizer=None
                     for t in sources},
         "targets": {t.task: {"dev": t.skipped.pop("split_dev"), "test": t.skipped.pop("split_test"),
                              "format": t.format, "origin": t.origin,
-                             "dropped": {k: v for k, v in sorted(t.skipped.items())}}
+                             "dropped": {k: v for k, v in sorted(t.skipped.items())},
+                             **({"role": "eval"} if t.role == "eval" else {}),
+                             **({"name_in_source": t.name_in_source} if t.name_in_source else {})}
                     for t in targets},
     }
     report["totals"] = {
@@ -201,7 +268,7 @@ def ingest(cfg: IngestConfig, *, seed: int, prompt: PromptConfig, tokenizer=None
         "target_subtasks": len(targets), "dev_items": len(dev_rows), "test_items": len(test_rows),
         "dropped_duplicate": sum(t.skipped.get("duplicate", 0) for t in sources + targets),
         "dropped_contaminated": sum(t.skipped.get("contaminated", 0) for t in sources),
-        "dropped_too_long": sum(t.skipped.get("too_long", 0) for t in sources + targets),
+        "dropped_too_long": sum(t.skipped.get("too_long", 0) for t in sources),
     }
     return IngestResult(sources, items_frame(dev_rows), items_frame(test_rows), report)
 

@@ -82,9 +82,12 @@ SFT = pa.schema(list(ITEM) + [
 ])
 
 
-def item_uid(task: str, question: str, answer: str, choices: list[str] | tuple = ()) -> str:
-    """A stable 16-hex-digit content hash; the same item always gets the same uid."""
-    payload = json.dumps([task, question, list(choices), answer], ensure_ascii=False)
+def item_uid(task: str, question: str, answer: str, choices: list[str] | tuple = (), occurrence: int = 0) -> str:
+    """A stable 16-hex-digit content hash; the same item always gets the same uid. A benchmark
+    that lists the same item twice keeps both: the repeat (``occurrence`` 1, 2, ...) hashes its
+    occurrence number too."""
+    parts = [task, question, list(choices), answer] + ([occurrence] if occurrence else [])
+    payload = json.dumps(parts, ensure_ascii=False)
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:16]
 
 

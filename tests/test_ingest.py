@@ -1,6 +1,7 @@
 """Ingest: dedup, decontamination, prompt-length skips, the dev/test split, atomic outputs."""
 
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -22,6 +23,7 @@ def _memory(entry, seed):
     return [TaskItems(entry["task"], items, fmt, f"memory:{entry['task']}")]
 
 
+FIXTURES_DIR = Path(__file__).resolve().parent / "fixtures"
 LONG_TARGET = "the quick brown fox jumps over the lazy dog while the cat sleeps on the warm mat today"
 
 
@@ -86,3 +88,101 @@ def test_same_task_twice_is_an_error():
     entry = {"kind": "memory", "task": "src", "format": "exact", "rows": [["q", "1"]]}
     with pytest.raises(InputError, match="task defined twice"):
         ingest(cfg(sources=[entry, entry]), seed=0, prompt=PromptConfig())
+
+
+BBEH = FIXTURES_DIR / "bbeh_official" / "bbeh"
+BBEH_ENTRY = {"kind": "bigbench", "path": str(BBEH / "benchmark_tasks"), "dev_items": str(BBEH / "mini" / "data.json"),
+              "format": "exact", "verbatim": True}
+
+
+def bbeh_cfg(**kw):
+    return cfg(targets=[BBEH_ENTRY], **kw)
+
+
+def test_bbeh_layout_ingests_whole_with_the_official_split_and_the_bbeh_checker():
+    from supernova.answer import AnswerConfig
+
+    res = ingest(bbeh_cfg(), seed=0, prompt=PromptConfig(), answer=AnswerConfig(checker="bbeh"))
+    assert len(res.dev) + len(res.test) == 11                     # every item, the exact repeat included
+    assert res.dev.groupby("task").size().to_dict() == {
+        "bbeh_boolean_expressions": 1, "bbeh_sarc_triples": 1, "bbeh_spatial_reasoning": 1}
+    assert res.test.groupby("task").size().to_dict() == {
+        "bbeh_boolean_expressions": 3, "bbeh_sarc_triples": 2, "bbeh_spatial_reasoning": 3}
+    both = pd.concat([res.dev, res.test])
+    assert both["uid"].is_unique
+    pills = both[both["answer"] == "pill bottle"]
+    assert len(pills) == 2 and sorted(pills["uid"].isin(res.dev["uid"])) == [False, True]   # one repeat in mini
+    metas = [json.loads(m) for m in both["meta"]]
+    assert {m["checker"] for m in metas} == {"bbeh"} and {m["split"] for m in metas} == {"dev", "test"}
+    # inputs and targets as written: free-form, no options taken out, no multiple choice BBEH does not pose
+    assert set(both["answer_type"]) == {"exact"} and not any(len(c) for c in both["choices"])
+    dev_bool = res.dev[res.dev["task"] == "bbeh_boolean_expressions"].iloc[0]
+    assert dev_bool["answer"] == "(C)" and dev_bool["question"].startswith("Which of the following")
+    assert res.report["targets"]["bbeh_sarc_triples"] == {"dev": 1, "test": 2, "format": "exact", "origin":
+                                                          str(BBEH / "benchmark_tasks/bbeh_sarc_triples/task.json"),
+                                                          "dropped": {}}
+
+
+def test_bbeh_items_score_by_bbehs_rules():
+    from supernova.answer import AnswerConfig, is_correct
+
+    res = ingest(bbeh_cfg(), seed=0, prompt=PromptConfig(), answer=AnswerConfig(checker="bbeh"))
+    rows = {r["answer"]: r for r in pd.concat([res.dev, res.test]).to_dict("records")}
+
+    def right(text, gold):
+        r = rows[gold]
+        return is_correct(text, answer=r["answer"], answer_type=r["answer_type"], choices=r["choices"], meta=r["meta"])
+
+    assert right("The answer is: 1,0,1", "1, 0, 1") and right("The answer is: C", "(C)")
+    assert right("kettle", "[kettle]") and not right("The answer is: 101", "1, 0, 1")
+
+
+def test_an_entry_checker_overrides_the_pipeline_default():
+    from supernova.answer import AnswerConfig
+
+    entry = {**BBEH_ENTRY, "checker": "lenient", "tasks": ["bbeh_sarc_triples"]}
+    res = ingest(cfg(targets=[entry]), seed=0, prompt=PromptConfig(), answer=AnswerConfig(checker="bbeh"))
+    assert {json.loads(m)["checker"] for m in res.test["meta"]} == {"lenient"}
+    assert {json.loads(m)["checker"] for m in res.dev["meta"]} == {"lenient"}
+    assert {it.meta["checker"] for t in res.sources for it in t.items} == {"bbeh"}
+
+
+def test_a_target_item_over_the_prompt_budget_stops_ingest_naming_it(tiny_model):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_model)
+    with pytest.raises(InputError) as e:
+        ingest(bbeh_cfg(max_prompt_tokens=60), seed=0, prompt=PromptConfig(), tokenizer=tok)
+    msg = str(e.value)
+    assert "bbeh_boolean_expressions" in msg and "example 0: the prompt has" in msg and "over the budget of 60" in msg
+    assert "ingest.max_prompt_tokens" in msg and "task.json" in msg
+
+
+def test_target_duplicates_are_kept_and_source_duplicates_dropped():
+    rows = [["same question", "1"], ["same question", "1"], ["other", "2"], ["third", "3"]]
+    res = ingest(cfg(targets=[{"kind": "memory", "task": "tgt", "format": "exact", "rows": rows}]),
+                 seed=0, prompt=PromptConfig())
+    assert len(res.dev) + len(res.test) == 4 and pd.concat([res.dev, res.test])["uid"].is_unique
+    assert res.report["targets"]["tgt"]["dropped"] == {}
+    assert res.report["sources"]["src"]["dropped"]["duplicate"] == 1
+
+
+def test_an_eval_only_target_goes_to_test_whole_and_never_to_dev():
+    mmlu = {"kind": "hf", "dataset": str(FIXTURES_DIR / "mmlu_pro" / "test.jsonl"), "split": "test", "role": "eval",
+            "task_column": "category", "columns": {"choices": "options", "answer_index": "answer_index"}}
+    res = ingest(cfg(targets=[cfg().targets[0], mmlu]), seed=0, prompt=PromptConfig())
+    assert set(res.dev["task"]) == {"tgt"}
+    ood = res.test[res.test["task"].isin(["computer_science", "math"])]
+    assert len(ood) == 8 and {json.loads(m)["role"] for m in ood["meta"]} == {"eval"}
+    assert res.report["targets"]["computer_science"] == {
+        "dev": 0, "test": 4, "format": "mcq_given", "origin": mmlu["dataset"], "dropped": {}, "role": "eval",
+        "name_in_source": "computer science"}
+    assert res.report["targets"]["math"]["dropped"] == {"fewer_than_two_choices": 1}
+
+
+def test_role_is_for_targets_only():
+    from supernova.errors import ParamsError
+
+    src = {**cfg().sources[0], "role": "eval"}
+    with pytest.raises(ParamsError, match=r"ingest.sources\[0\].role"):
+        ingest(cfg(sources=[src]), seed=0, prompt=PromptConfig())

@@ -28,7 +28,8 @@ def test_bbh_folder_formats_with_format_exact():
     assert tasks["date_understanding"].skipped == {"options_unreadable": 1, "ambiguous_options": 1,
                                                    "target_not_an_option": 1}
     assert tasks["causal_judgement"].items[0].question.endswith("Options:\n- Yes\n- No")   # stays as written
-    assert tasks["dyck_languages"].items[0].meta["aliases"] == ["]]"]
+    assert tasks["dyck_languages"].items[0].meta["spellings"] == ["]]"]       # lenient only: not BBEH's rule
+    assert tasks["causal_judgement"].items[0].meta["num_options"] == 2         # for the chance level
     assert tasks["word_sorting"].items[0].skill == "word_sorting"
 
 

@@ -107,3 +107,30 @@ def test_hub_id_offline_is_a_clear_error():
     assert str(caught.value) == (
         "someorg/not-a-cached-dataset: field dataset: hub dataset is not in the local cache and HF_HUB_OFFLINE=1 "
         "is set (download it once online, or give a local Parquet/JSONL/JSON/CSV path)")
+
+
+MMLU_PRO = Path(__file__).resolve().parent / "fixtures" / "mmlu_pro" / "test.jsonl"
+
+
+def test_mmlu_pro_layout_categories_become_task_names_short_rows_are_skipped_and_index_answers():
+    tasks = load(MMLU_PRO, split="test", task_column="category", columns={"choices": "options",
+                                                                          "answer_index": "answer_index"})
+    assert sorted(tasks) == ["computer_science", "math"]
+    cs, math = tasks["computer_science"], tasks["math"]
+    assert cs.name_in_source == "computer science" and math.name_in_source is None
+    assert math.skipped == {"fewer_than_two_choices": 1} and len(math.items) == 4
+    grade = cs.items[2]                     # option texts are letters: the index, not the letter, picks the gold
+    assert (grade.answer, grade.choices[0]) == ("A", "B")
+    assert len(cs.items[3].choices) == 10 and cs.items[3].answer == "B"
+
+
+def test_letter_answers_can_be_read_as_option_text_which_is_why_the_index_column_exists():
+    tasks = load(MMLU_PRO, split="test", task_column="category", columns={"choices": "options"})
+    assert tasks["computer_science"].items[2].answer == "B"   # "A" matched the option whose text is "A"
+
+
+def test_answer_index_out_of_range_is_one_line_naming_the_row(tmp_path):
+    f = tmp_path / "bad.jsonl"
+    f.write_text('{"question": "q?", "options": ["x", "y"], "answer_index": 5}\n')
+    with pytest.raises(InputError, match=r"row 0 \(column 'answer_index'\): must be a choice index 0..1, got 5"):
+        load(f, columns={"choices": "options", "answer_index": "answer_index"})

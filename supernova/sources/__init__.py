@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from ..answer import check_checker
 from ..errors import InputError, ParamsError
 from ..schema import Item
 
@@ -26,7 +27,10 @@ COMMON_FIELDS: dict[str, Any] = {
     "max_items": None,      # cap per task (after shuffling with the seed)
     "seed": None,           # defaults to the pipeline seed
     "skill": None,          # override the skill the kind derives
+    "checker": None,        # bbeh | lenient: overrides answer.checker for this entry's items
+    "role": None,           # targets only: "eval" = evaluation only (all items to test; see ingest)
 }
+ROLES = ("target", "eval")
 
 
 @dataclass
@@ -38,6 +42,9 @@ class TaskItems:
     format: str
     origin: str                       # file or generator the items came from
     skipped: dict[str, int] = field(default_factory=dict)   # reason -> count
+    name_in_source: str | None = None  # the task's name as the source spells it, when it had to be changed
+    checker: str | None = None        # the entry's checker override
+    role: str = "target"              # targets: "target" (dev + test) or "eval" (test only)
 
 
 Loader = Callable[[dict, int], list[TaskItems]]
@@ -50,6 +57,16 @@ def register(kind: str, fields: dict[str, Any]):
         KINDS[kind] = (fn, fields)
         return fn
     return deco
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+def safe_task_name(raw: str, file: str) -> str:
+    """``raw`` (a file stem, folder name or category value) made a valid task name: every run of
+    other characters becomes ``_`` ("computer science" → "computer_science")."""
+    name = _UNSAFE.sub("_", raw.strip()).strip("_.-")
+    return check_task_name(name or raw, file=file)
 
 
 def check_task_name(name: str, *, file: str | None = None) -> str:
@@ -85,12 +102,22 @@ def load_entry(entry: Any, where: str, seed: int) -> list[TaskItems]:
     params.yaml (``ingest.sources[2].tasks``)."""
     resolved = resolve_entry(entry, where, seed)
     loader, _ = KINDS[resolved["kind"]]
+    if resolved["checker"] is not None:
+        check_checker(resolved["checker"], f"{where}.checker")
+    role = resolved["role"] or "target"
+    if role not in ROLES or (role != "target" and not where.startswith("ingest.targets")):
+        allowed = list(ROLES) if where.startswith("ingest.targets") else ["target (sources have no role)"]
+        raise ParamsError(f"must be one of {allowed}, got {resolved['role']!r}", file="params.yaml",
+                          field=f"{where}.role")
     try:
-        return loader(resolved, resolved["seed"])
+        tasks = loader(resolved, resolved["seed"])
     except ParamsError as e:
         if e.file == "params.yaml" and e.field and not e.field.startswith(where):
             raise ParamsError(e.reason, file=e.file, task=e.task, field=f"{where}.{e.field}") from None
         raise
+    for t in tasks:
+        t.checker, t.role = resolved["checker"], role
+    return tasks
 
 
 def format_kwargs(entry: dict[str, Any]) -> dict[str, Any]:

@@ -40,14 +40,16 @@ from pathlib import Path
 from typing import Any
 
 from ..answer import normalize
-from ..errors import InputError
+from ..errors import InputError, ParamsError
 from ..formats import RawExample
-from . import TaskItems, check_task_name, register
+from . import TaskItems, register, safe_task_name
 from .common import build_task, describe, nonempty_list, param_list, read_json_file, require_path
 
 FIELDS = {
-    "path": None,     # a BBH folder or file, a BBEH folder, or a BIG-bench task.json
-    "tasks": None,    # sub-task names to include; None = all
+    "path": None,        # a BBH folder or file, a BBEH folder, or a BIG-bench task.json
+    "tasks": None,       # sub-task names to include; None = all
+    "verbatim": False,   # true: inputs and targets exactly as written, free-form (no options parsing)
+    "dev_items": None,   # a JSON file of examples (BBEH's mini/data.json) that form the dev split
 }
 
 _OPTIONS_HEADER = re.compile(r"(?m)^[ \t]*Options:[ \t]*$")
@@ -55,7 +57,6 @@ _LETTER_OPTION = re.compile(r"^\(([A-Z])\)\s*(.*)$")
 _DASH_OPTION = re.compile(r"^-\s+(.*)$")
 _LETTER_TARGET = re.compile(r"^\(([A-Z])\)$")
 _BRACKETS = re.compile(r"^[()\[\]{}<>]+(?: [()\[\]{}<>]+)+$")
-_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
 @dataclass
@@ -68,19 +69,13 @@ class Parsed:
     scores: dict[str, float] | None = None
 
 
-def safe_task_name(raw: str, file: Path) -> str:
-    """``raw`` (a file stem or folder name) made a valid task name."""
-    name = _UNSAFE.sub("_", raw).strip("_.-")
-    return check_task_name(name or raw, file=str(file))
-
-
 def discover(path: Path) -> list[tuple[str, Path]]:
     """(sub-task name, file) pairs for the layouts the kind accepts."""
     if path.is_file():
         raw = path.resolve().parent.name if path.name == "task.json" else path.stem
-        return [(safe_task_name(raw, path), path)]
+        return [(safe_task_name(raw, str(path)), path)]
     if (path / "task.json").is_file():
-        return [(safe_task_name(path.resolve().name, path / "task.json"), path / "task.json")]
+        return [(safe_task_name(path.resolve().name, str(path / "task.json")), path / "task.json")]
     files = sorted(p for p in path.glob("*.json") if p.is_file())
     folders = sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
     nested = [d for d in folders if (d / "task.json").is_file()]
@@ -91,8 +86,8 @@ def discover(path: Path) -> list[tuple[str, Path]]:
     if not files and not nested:
         raise InputError("no task files (expected <name>.json files or <subtask>/task.json folders)",
                          file=str(path), field="path")
-    found = [(safe_task_name(p.stem, p), p) for p in files] + \
-        [(safe_task_name(d.name, d / "task.json"), d / "task.json") for d in nested]
+    found = [(safe_task_name(p.stem, str(p)), p) for p in files] + \
+        [(safe_task_name(d.name, str(d / "task.json")), d / "task.json") for d in nested]
     names: dict[str, Path] = {}
     for name, file in found:
         if name in names:
@@ -200,16 +195,29 @@ def gold_index(target: str, options: list[str], style: str) -> int | str:
     return idx
 
 
-def free_form_aliases(answers: list[str]) -> list[str]:
-    """The answers plus the spellings the checker should also accept (bare letter, unspaced brackets)."""
-    out = list(answers)
+def free_form_spellings(answers: list[str]) -> list[str]:
+    """Spellings of the answers the lenient checker should also accept (bare letter, unspaced
+    brackets); BBEH's rules do not take them."""
+    out = []
     for a in answers:
         m = _LETTER_TARGET.match(a)
         if m:
             out.append(m.group(1))
         elif _BRACKETS.match(a):
             out.append(a.replace(" ", ""))
-    return list(dict.fromkeys(out))
+    return [s for s in dict.fromkeys(out) if s not in answers]
+
+
+def free_form_example(p: Parsed) -> RawExample:
+    """An example kept as written: the input is the question, the targets the answers."""
+    meta: dict[str, Any] = {"index": p.index}
+    spellings = free_form_spellings(p.answers)
+    if spellings:
+        meta["spellings"] = spellings
+    block = split_options(p.text)
+    if block is not None and isinstance(gold_index(p.answers[0], block[1], block[2]), int):
+        meta["num_options"] = len(block[1])   # multiple choice written into the input: for the chance level
+    return RawExample(p.text, list(p.answers), meta)
 
 
 def scored_examples(parsed: list[Parsed]) -> tuple[list[RawExample], dict[str, int]]:
@@ -245,8 +253,11 @@ def option_examples(parsed: list[Parsed],
     return examples, skipped
 
 
-def subtask_examples(parsed: list[Parsed], fmt: str) -> tuple[list[RawExample], dict[str, int], str | None]:
+def subtask_examples(parsed: list[Parsed], fmt: str,
+                     verbatim: bool = False) -> tuple[list[RawExample], dict[str, int], str | None]:
     """The sub-task's examples, skip counts, and a format override (None keeps the entry's)."""
+    if verbatim and not parsed[0].scores:
+        return [free_form_example(p) for p in parsed], {}, "exact"
     if parsed[0].scores:
         examples, skipped = scored_examples(parsed)
         return examples, skipped, None
@@ -255,7 +266,7 @@ def subtask_examples(parsed: list[Parsed], fmt: str) -> tuple[list[RawExample], 
     if 2 * sum(b is not None for b in blocks) > len(blocks) and (letters or fmt != "exact"):
         examples, skipped = option_examples(parsed, blocks)
         return examples, skipped, None
-    examples = [RawExample(p.text, free_form_aliases(p.answers), {"index": p.index}) for p in parsed]
+    examples = [free_form_example(p) for p in parsed]
     return examples, {}, "exact" if letters else None
 
 
@@ -267,16 +278,61 @@ def task_skill(doc: Any, task: str) -> str:
     return task
 
 
+def dev_examples(value: Any) -> tuple[str, list[tuple[str, tuple[str, ...]]]]:
+    """The file and the (input, targets) pairs of a ``dev_items`` file (BBEH's ``mini/data.json``
+    layout: ``{"examples": [{"input", "target"}]}``)."""
+    if not isinstance(value, str) or not value.strip():
+        raise ParamsError("must be the path of a JSON file of examples", file="params.yaml", field="dev_items")
+    if not Path(value).is_file():
+        raise InputError("no such file", file=value, field="dev_items")
+    file = value
+    parsed = parse_examples(read_json_file(Path(file)), file, "dev_items")
+    if any(p.scores for p in parsed):
+        raise InputError("dev examples need a target, not target_scores", file=file, field="examples")
+    return file, [(p.text, tuple(p.answers)) for p in parsed]
+
+
+def official_dev(tasks: list[TaskItems], parsed: dict[str, list[Parsed]], dev_file: str,
+                 wanted: list[tuple[str, tuple[str, ...]]], complete: bool) -> None:
+    """Mark each item's ``meta["split"]``: ``dev`` when its example (input and target) is in the
+    dev file, else ``test``; an example listed twice in both takes one occurrence each time. With every sub-task
+    loaded (``complete``), a dev example that matches none is an error."""
+    where: dict[tuple[str, tuple[str, ...]], list[tuple[str, int]]] = {}
+    for t in tasks:
+        for p in parsed[t.task]:
+            where.setdefault((p.text, tuple(p.answers)), []).append((t.task, p.index))
+    chosen: dict[str, set[int]] = {t.task: set() for t in tasks}
+    for i, key in enumerate(wanted):
+        spots = where.get(key)
+        if not spots:
+            if complete:
+                raise InputError("matches no example (same input and target) of any sub-task", file=dev_file,
+                                 field=f"examples[{i}]")
+            continue
+        task, index = spots.pop(0)
+        chosen[task].add(index)
+    for t in tasks:
+        for it in t.items:
+            it.meta["split"] = "dev" if it.meta.get("index") in chosen[t.task] else "test"
+
+
 @register("bigbench", FIELDS)
 def load(entry: dict[str, Any], seed: int) -> list[TaskItems]:
     """One :class:`TaskItems` per sub-task found under ``path``."""
     path = require_path(entry["path"])
-    out = []
-    for task, file in select(discover(path), param_list(entry, "tasks"), path):
+    if not isinstance(entry["verbatim"], bool):
+        raise ParamsError(f"must be true or false, got {entry['verbatim']!r}", file="params.yaml", field="verbatim")
+    dev = dev_examples(entry["dev_items"]) if entry["dev_items"] is not None else None
+    out, parsed_by_task = [], {}
+    wanted = param_list(entry, "tasks")
+    for task, file in select(discover(path), wanted, path):
         doc = read_json_file(file, task=task)
         parsed = parse_examples(doc, str(file), task)
-        examples, skipped, fmt = subtask_examples(parsed, entry["format"])
+        parsed_by_task[task] = parsed
+        examples, skipped, fmt = subtask_examples(parsed, entry["format"], entry["verbatim"])
         out.append(build_task(examples, entry, source=f"bigbench:{file}", task=task,
                               skill=entry["skill"] or task_skill(doc, task), origin=str(file),
                               skipped=skipped, fmt=fmt))
+    if dev is not None:
+        official_dev(out, parsed_by_task, dev[0], dev[1], complete=wanted is None)
     return out

@@ -2,16 +2,22 @@
 
 Loaded with :func:`datasets.load_dataset`; no dataset script or other remote code is ever run
 (``datasets`` 5 has no loader scripts, and none is asked for). ``columns`` maps the item fields to
-dataset columns (defaults: ``question`` and ``answer``; ``choices`` and ``skill`` are optional).
+dataset columns (defaults: ``question`` and ``answer``; ``choices``, ``answer_index`` and ``skill``
+are optional).
 
 Answers: a string, a list of strings (the first canonical, the rest aliases), a number or a
 boolean (written as text). With a ``choices`` column the answer selects a choice: its text, a
-letter ("B"), or an integer index (0-based). Rows whose gold choice's text occurs twice among the
-choices have no single gold letter and are skipped (``ambiguous_choices``).
+letter ("B"), or an integer index (0-based); ``columns.answer_index`` names an integer column
+giving the 0-based index instead (MMLU-Pro's ``answer_index``), which is used in place of
+``answer`` and is never mistaken for an option's text. Rows whose gold choice's text occurs twice
+among the choices have no single gold letter and are skipped (``ambiguous_choices``); rows with
+fewer than two choices are skipped too (``fewer_than_two_choices``).
 
 The task is ``task``, or each row's ``task_column`` value, or else the dataset's name (file stem
-or the last part of the hub id, with ``-<name>`` for a config). With ``HF_HUB_OFFLINE=1`` a hub id
-that is not in the local cache is a one-line error.
+or the last part of the hub id, with ``-<name>`` for a config). A ``task_column`` value that is not
+a valid task name ("computer science") becomes one ("computer_science"); ingest reports the
+original as ``name_in_source``. With ``HF_HUB_OFFLINE=1`` a hub id that is not in the local cache
+is a one-line error.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from typing import Any
 from ..answer import normalize
 from ..errors import InputError, ParamsError
 from ..formats import RawExample
-from . import TaskItems, check_task_name, register
+from . import TaskItems, check_task_name, register, safe_task_name
 from .common import build_task, describe
 
 FIELDS = {
@@ -37,7 +43,8 @@ FIELDS = {
     "task_column": None,   # or: a column whose values name each row's task
     "columns": {},         # item field -> column: question, answer, choices, skill
 }
-COLUMN_FIELDS = ("question", "answer", "choices", "skill")
+log = logging.getLogger(__name__)
+COLUMN_FIELDS = ("question", "answer", "choices", "answer_index", "skill")
 LOCAL_BUILDERS = {".parquet": "parquet", ".jsonl": "json", ".json": "json", ".csv": "csv"}
 
 
@@ -116,7 +123,9 @@ def column_map(entry: dict[str, Any]) -> dict[str, str]:
     if unknown:
         raise ParamsError(f"unknown item field; allowed: {list(COLUMN_FIELDS)}", file="params.yaml",
                           field=f"columns.{unknown[0]}")
-    mapping = {"question": "question", "answer": "answer", **columns}
+    mapping = {"question": "question", **({} if "answer_index" in columns else {"answer": "answer"}), **columns}
+    if "answer_index" in mapping and "choices" not in mapping:
+        raise ParamsError("an answer index needs a choices column", file="params.yaml", field="columns.answer_index")
     for key, col in mapping.items():
         if not isinstance(col, str) or not col:
             raise ParamsError("must be a column name", file="params.yaml", field=f"columns.{key}")
@@ -165,8 +174,9 @@ def row_example(row: dict[str, Any], cols: dict[str, str], index: int, meta: dic
     if not isinstance(question, str) or not question.strip():
         raise InputError(f"row {index} (column {cols['question']!r}): must be a non-empty string, "
                          f"got {describe(question)}", file=dataset, task=task, field="columns.question")
-    answer = row[cols["answer"]]
-    where = f"row {index} (column {cols['answer']!r})"
+    answer_col = cols.get("answer_index") or cols["answer"]
+    answer = row[answer_col]
+    where = f"row {index} (column {answer_col!r})"
     if "choices" not in cols:
         texts = answer_texts(answer)
         if texts is None:
@@ -174,11 +184,20 @@ def row_example(row: dict[str, Any], cols: dict[str, str], index: int, meta: dic
                              field="columns.answer")
         return RawExample(question, texts, meta)
     choices = row[cols["choices"]]
-    if not isinstance(choices, (list, tuple)) or len(choices) < 2 or not all(isinstance(c, str) for c in choices):
-        raise InputError(f"row {index} (column {cols['choices']!r}): must be a list of at least two strings, "
+    if not isinstance(choices, (list, tuple)) or not all(isinstance(c, str) for c in choices):
+        raise InputError(f"row {index} (column {cols['choices']!r}): must be a list of strings, "
                          f"got {describe(choices)}", file=dataset, task=task, field="columns.choices")
+    if len(choices) < 2:
+        return "fewer_than_two_choices"
     choices = [c.strip() for c in choices]
-    idx = choice_index(answer, choices)
+    if "answer_index" in cols:
+        ok = isinstance(answer, int) and not isinstance(answer, bool) and 0 <= answer < len(choices)
+        idx = answer if ok else None
+        if idx is None:
+            raise InputError(f"{where}: must be a choice index 0..{len(choices) - 1}, got {answer!r}",
+                             file=dataset, task=task, field="columns.answer_index")
+    else:
+        idx = choice_index(answer, choices)
     if idx is None:
         raise InputError(f"{where}: {answer!r} is not a choice, a letter or a choice index",
                          file=dataset, task=task, field="columns.answer")
@@ -187,17 +206,17 @@ def row_example(row: dict[str, Any], cols: dict[str, str], index: int, meta: dic
     return RawExample(question, [choices[idx]], meta, choices=choices)
 
 
-def row_task(row: dict[str, Any], entry: dict[str, Any], fallback: str, dataset: str, index: int) -> str:
-    """The task a row belongs to."""
+def row_task(row: dict[str, Any], entry: dict[str, Any], fallback: str, dataset: str, index: int) -> tuple[str, str]:
+    """The task a row belongs to, and its name as the dataset spells it."""
     column = entry["task_column"]
     if not column:
-        return fallback
+        return fallback, fallback
     value = row[column]
     name = str(value).strip() if isinstance(value, (str, int)) and not isinstance(value, bool) else ""
     if not name:
         what = "is empty" if isinstance(value, str) else f"must be a task name, got {describe(value)}"
         raise InputError(f"row {index} (column {column!r}): {what}", file=dataset, field="task_column")
-    return check_task_name(name, file=dataset)
+    return safe_task_name(name, dataset), name
 
 
 def check_entry(entry: dict[str, Any]) -> tuple[str, str]:
@@ -229,9 +248,13 @@ def load(entry: dict[str, Any], seed: int) -> list[TaskItems]:
     data = ds.select_columns(needed).to_dict()
     grouped: dict[str, list[tuple[RawExample, str | None]]] = defaultdict(list)
     skipped: dict[str, dict[str, int]] = defaultdict(dict)
+    spelled: dict[str, str] = {}
     for i in range(len(ds)):
         row = {c: data[c][i] for c in needed}
-        task = row_task(row, entry, fallback, dataset, i)
+        task, raw = row_task(row, entry, fallback, dataset, i)
+        if spelled.setdefault(task, raw) != raw:
+            raise InputError(f"row {i}: {raw!r} and {spelled[task]!r} both become task {task!r}", file=dataset,
+                             task=task, field="task_column")
         meta = {"dataset": dataset, "split": split, "row": i}
         ex = row_example(row, cols, i, meta, dataset, task)
         if isinstance(ex, str):
@@ -240,8 +263,16 @@ def load(entry: dict[str, Any], seed: int) -> list[TaskItems]:
         skill = row[cols["skill"]] if "skill" in cols else None
         grouped[task].append((ex, str(skill).strip() if skill not in (None, "") else None))
     if not grouped:
-        raise InputError(f"split {split!r} has no usable rows", file=dataset, task=fallback, field="split")
-    return [task_items(task, pairs, entry, dataset, split, skipped[task]) for task, pairs in grouped.items()]
+        raise InputError(f"split {split!r} has no usable rows (skipped: {dict(skipped)})", file=dataset,
+                         task=fallback, field="split")
+    out = []
+    for task, pairs in grouped.items():
+        t = task_items(task, pairs, entry, dataset, split, skipped[task])
+        if spelled[task] != task:
+            t.name_in_source = spelled[task]
+            log.info("%s: %s %r is task %r", dataset, entry["task_column"], spelled[task], task)
+        out.append(t)
+    return out
 
 
 def task_items(task: str, pairs: list[tuple[RawExample, str | None]], entry: dict[str, Any], dataset: str,
