@@ -1,5 +1,5 @@
 """Stage evaluate: the trained model on the target test split vs the base model; metrics/eval.json
-and plot data (pass@k curve, per-sub-task bars)."""
+(evaluation-only targets in their own ``ood`` block) and plot data (pass@k curve, per-sub-task bars)."""
 
 from supernova import paths, stage
 from supernova.config import from_section
@@ -14,14 +14,14 @@ from supernova.schema import EVAL, ITEM, read_table, write_table
 def main(params: dict) -> None:
     ev = from_section(EvalConfig, params, "evaluate")
     prompt = from_section(PromptConfig, params, "prompt")
+    items = read_table(paths.TARGET_TEST, ITEM)
     gen = load_generator(paths.TRAINED_MODEL, from_section(GenerationConfig, params, "generation"), seed=ev.seed)
     try:
-        trained = sample_and_check(gen, read_table(paths.TARGET_TEST, ITEM), prompt, ev.sampling, model="trained",
-                                   desc="evaluate")
+        trained = sample_and_check(gen, items, prompt, ev.sampling, model="trained", desc="evaluate")
     finally:
         gen.close()
     write_table(paths.TRAINED_EVAL, trained, EVAL)
-    metrics, curve, bars = eval_report(read_table(paths.BASELINE_TEST, EVAL), trained, ev)
+    metrics, curve, bars = eval_report(read_table(paths.BASELINE_TEST, EVAL), trained, ev, items)
     write_json(paths.METRICS / "eval.json", metrics)
     write_json(paths.METRICS / "plots" / "eval_passk.json", curve)
     write_json(paths.METRICS / "plots" / "eval_subtasks.json", bars)

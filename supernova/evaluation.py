@@ -7,16 +7,19 @@ call it, with the shared prompt and the shared answer checker.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 
-from .answer import is_correct
+from .answer import judge
 from .errors import ParamsError
 from .generation import Generator, SamplingConfig
 from .prompts import PromptConfig, messages
-from .stats import (arithmetic_mean, bootstrap_ci, bootstrap_diff_ci, harmonic_mean, pass_at_k_items)
+from .schema import EVAL
+from .stats import (arithmetic_mean, bbeh_adjusted_harmonic_mean, bootstrap_ci, bootstrap_diff_ci, chance_pass_at_k,
+                    pass_at_k_items)
 
 
 @dataclass(frozen=True)
@@ -59,11 +62,12 @@ def sample_and_check(generator: Generator, items: pd.DataFrame, prompt: PromptCo
     outs = generator.generate(convs, sampling, keys=[r["uid"] for r in rows], desc=desc)
     records = []
     for r, texts in zip(rows, outs):
-        correct = sum(is_correct(t, answer=r["answer"], answer_type=r["answer_type"], choices=r["choices"],
-                                 meta=r["meta"]) for t in texts)
+        verdicts = [judge(t, answer=r["answer"], answer_type=r["answer_type"], choices=r["choices"], meta=r["meta"])
+                    for t in texts]
         records.append({"model": model, "task": r["task"], "uid": r["uid"], "n": len(texts),
-                        "correct": int(correct), "sample": texts[0] if texts else ""})
-    return pd.DataFrame.from_records(records, columns=["model", "task", "uid", "n", "correct", "sample"])
+                        "correct": sum(v.correct for v in verdicts), "parsed": sum(v.parsed for v in verdicts),
+                        "sample": texts[0] if texts else ""})
+    return pd.DataFrame.from_records(records, columns=EVAL.names)
 
 
 def per_task_pass_at_k(results: pd.DataFrame, ks: tuple[int, ...], *, iters: int = 1000,
@@ -93,10 +97,45 @@ def paired_gain(base: pd.DataFrame, trained: pd.DataFrame, k: int, *, iters: int
     return pd.DataFrame(rows, columns=["task", "k", "base", "trained", "gain", "ci_low", "ci_high", "n_items"])
 
 
+#: The aggregates reported for every k, named so that none is mistaken for another.
+AGGREGATES = {
+    "mean_over_subtasks": "arithmetic mean over sub-tasks (the SuperNova paper's headline)",
+    "bbeh_adjusted_harmonic_mean": "harmonic mean over sub-tasks of (pass@k in % + 1), BBEH's headline",
+    "mean_over_items": "mean over items, every item weighing the same (micro average)",
+}
+
+
 def summary(table: pd.DataFrame, value: str = "pass_at_k") -> dict[str, Any]:
-    """Per-k arithmetic and harmonic means over sub-tasks of a per-task table."""
+    """Per-k aggregates (:data:`AGGREGATES`) of a per-task table with ``n_items``."""
     out: dict[str, Any] = {}
     for k, g in table.groupby("k", sort=True):
-        out[f"pass@{k}"] = {"mean": round(arithmetic_mean(g[value]), 4),
-                            "harmonic_mean": round(harmonic_mean(g[value]), 4)}
+        out[f"pass@{k}"] = {
+            "mean_over_subtasks": round(arithmetic_mean(g[value]), 4),
+            "bbeh_adjusted_harmonic_mean": round(bbeh_adjusted_harmonic_mean(g[value]), 4),
+            "mean_over_items": round(float((g[value] * g["n_items"]).sum() / g["n_items"].sum()), 4),
+        }
     return out
+
+
+def item_options(item: dict[str, Any]) -> int:
+    """How many options a guesser picks from: the choices of a multiple-choice item, the options
+    written into a free-form question when its kind recorded them, else 0 (free-form)."""
+    if item["answer_type"] == "mcq":
+        return len(item["choices"])
+    meta = json.loads(item["meta"] or "{}") if isinstance(item["meta"], str) else (item["meta"] or {})
+    return int(meta.get("num_options", 0))
+
+
+def chance_by_task(items: pd.DataFrame, ks: tuple[int, ...]) -> dict[str, dict[str, float]]:
+    """Per sub-task, the pass@k of a uniform guesser (mean over items; free-form items count 0)."""
+    out: dict[str, dict[str, float]] = {}
+    for task, g in items.groupby("task", sort=True):
+        opts = [item_options(r) for r in g.to_dict("records")]
+        out[task] = {f"pass@{k}": round(float(sum(chance_pass_at_k(m, k) for m in opts) / len(opts)), 4) for k in ks}
+    return out
+
+
+def parse_rate(results: pd.DataFrame) -> dict[str, float]:
+    """Per sub-task, the share of completions with an answer the checker can read."""
+    g = results.groupby("task", sort=True)[["parsed", "n"]].sum()
+    return {task: round(float(r.parsed / r.n), 4) if r.n else 0.0 for task, r in g.iterrows()}

@@ -204,6 +204,9 @@ def ingest(cfg: IngestConfig, *, seed: int, prompt: PromptConfig, tokenizer=None
     """Load, check, deduplicate, decontaminate and split. Raises :class:`InputError` on bad input."""
     sources = _load_all(cfg.sources, "ingest.sources", seed)
     targets = _load_all(cfg.targets, "ingest.targets", seed)
+    if all(t.role == "eval" for t in targets):
+        raise ParamsError("every target is evaluation-only (role: eval); utility needs at least one target "
+                          "with a dev split", file="params.yaml", field="ingest.targets")
     max_tokens = min(cfg.max_prompt_tokens, context_length or cfg.max_prompt_tokens)
     limit_field = ("ingest.max_prompt_tokens" if max_tokens == cfg.max_prompt_tokens
                    else f"the model's context length ({context_length})")

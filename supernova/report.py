@@ -13,7 +13,8 @@ from typing import Any
 
 import pandas as pd
 
-from .evaluation import EvalConfig, paired_gain, per_task_pass_at_k, summary
+from .evaluation import (AGGREGATES, EvalConfig, chance_by_task, paired_gain, parse_rate, per_task_pass_at_k,
+                         summary)
 
 EVAL = "metrics/eval.json"
 
@@ -23,15 +24,17 @@ def _with_ci(value: float, low: float, high: float) -> dict[str, float]:
     return {"value": round(value, 4), "ci_low": round(low, 4), "ci_high": round(high, 4)}
 
 
-def eval_report(base: pd.DataFrame, trained: pd.DataFrame, ev: EvalConfig) -> tuple[dict[str, Any], list[dict], list[dict]]:
-    """(metrics/eval.json content, pass@k curve rows, per-sub-task bar rows) for base vs trained."""
+def _block(base: pd.DataFrame, trained: pd.DataFrame, ev: EvalConfig, chance: dict[str, dict[str, float]]) -> dict[str, Any]:
+    """Aggregates, gains and per-sub-task entries (pass@k with CIs, gain, chance level, parse rate)
+    of base vs trained on one set of sub-tasks."""
     tb = per_task_pass_at_k(base, ev.k, iters=ev.bootstrap, seed=ev.seed)
     tt = per_task_pass_at_k(trained, ev.k, iters=ev.bootstrap, seed=ev.seed)
     sb, st = summary(tb), summary(tt)
-    metrics: dict[str, Any] = {"base": sb, "trained": st, "gain": {}, "subtasks": {}}
+    block: dict[str, Any] = {"base": sb, "trained": st, "gain": {}, "subtasks": {}}
     for key in sb:
-        metrics["gain"][key] = {m: round(st[key][m] - sb[key][m], 4) for m in ("mean", "harmonic_mean")}
+        block["gain"][key] = {m: round(st[key][m] - sb[key][m], 4) for m in AGGREGATES}
     gains = {k: paired_gain(base, trained, k, iters=ev.bootstrap, seed=ev.seed) for k in ev.k}
+    parsed_b, parsed_t = parse_rate(base), parse_rate(trained)
     for task in sorted(tb["task"].unique()):
         entry: dict[str, Any] = {}
         for name, t in (("base", tb), ("trained", tt)):
@@ -42,15 +45,38 @@ def eval_report(base: pd.DataFrame, trained: pd.DataFrame, ev: EvalConfig) -> tu
             r = g[g["task"] == task].iloc[0]
             entry["gain"][f"pass@{k}"] = _with_ci(r.gain, r.ci_low, r.ci_high)
         entry["items"] = int(tb[tb["task"] == task]["n_items"].iloc[0])
-        metrics["subtasks"][task] = entry
-    curve = [{"k": int(k), "base": sb[f"pass@{k}"]["mean"], "trained": st[f"pass@{k}"]["mean"]} for k in ev.k]
+        entry["chance"] = chance.get(task, {f"pass@{k}": 0.0 for k in ev.k})
+        entry["parse_rate"] = {"base": parsed_b[task], "trained": parsed_t[task]}
+        block["subtasks"][task] = entry
+    return block
+
+
+def eval_only_tasks(items: pd.DataFrame) -> set[str]:
+    """Sub-tasks of evaluation-only targets (``role: eval``; reported as out-of-distribution)."""
+    roles = items["meta"].map(lambda m: json.loads(m or "{}").get("role"))
+    return set(items.loc[roles == "eval", "task"])
+
+
+def eval_report(base: pd.DataFrame, trained: pd.DataFrame, ev: EvalConfig,
+                items: pd.DataFrame) -> tuple[dict[str, Any], list[dict], list[dict]]:
+    """(metrics/eval.json content, pass@k curve rows, per-sub-task bar rows) for base vs trained on
+    the test ``items``. Evaluation-only targets get their own block, ``ood``; the top-level
+    aggregates and the curve cover the other targets only."""
+    ood = eval_only_tasks(items)
+    chance = chance_by_task(items, ev.k)
+    ind_b, ind_t = base[~base["task"].isin(ood)], trained[~trained["task"].isin(ood)]
+    metrics = _block(ind_b, ind_t, ev, chance)
+    if ood:
+        metrics["ood"] = _block(base[base["task"].isin(ood)], trained[trained["task"].isin(ood)], ev, chance)
+    sb, st = metrics["base"], metrics["trained"]
+    curve = [{"k": int(k), "base": sb[f"pass@{k}"]["mean_over_subtasks"],
+              "trained": st[f"pass@{k}"]["mean_over_subtasks"]} for k in ev.k]
     k1 = min(ev.k)
     bars = []
-    for task in sorted(tb["task"].unique()):
-        b = tb[(tb["task"] == task) & (tb["k"] == k1)].iloc[0]
-        t = tt[(tt["task"] == task) & (tt["k"] == k1)].iloc[0]
-        bars.append({"subtask": task, "model": "base", f"pass@{k1}": round(b.pass_at_k, 4)})
-        bars.append({"subtask": task, "model": "trained", f"pass@{k1}": round(t.pass_at_k, 4)})
+    for block in [metrics] + ([metrics["ood"]] if ood else []):
+        for task, entry in block["subtasks"].items():
+            for model in ("base", "trained"):
+                bars.append({"subtask": task, "model": model, f"pass@{k1}": entry[model][f"pass@{k1}"]["value"]})
     return metrics, curve, bars
 
 
@@ -58,25 +84,49 @@ def _cell(entry: dict[str, Any]) -> str:
     return f"{100 * entry['value']:.1f} [{100 * entry['ci_low']:.1f}, {100 * entry['ci_high']:.1f}]"
 
 
-def table(results: dict[str, dict[str, Any]], k: int) -> str:
-    """Markdown: pass@k per sub-task with CIs (base first), then means over sub-tasks for every k."""
+def _means(m: dict[str, float]) -> str:
+    return " / ".join(f"{100 * m[a]:.1f}" for a in AGGREGATES)
+
+
+def _tables(results: dict[str, dict[str, Any]], k: int, title: str) -> list[str]:
     any_run = next(iter(results.values()))
     subtasks = sorted(any_run["subtasks"])
     key = f"pass@{k}"
-    lines = [f"### pass@{k} per target sub-task (%, 95% bootstrap CI)", "",
-             "| model | " + " | ".join(subtasks) + " | mean | harmonic mean |",
-             "|---" * (len(subtasks) + 3) + "|"]
+    lines = [f"### {title}: pass@{k} per sub-task (%, 95% bootstrap CI)", "",
+             "| model | " + " | ".join(subtasks) + " | mean over sub-tasks | BBEH adjusted HM | mean over items |",
+             "|---" * (len(subtasks) + 4) + "|"]
     rows = [("base", any_run, "base")] + [(n, r, "trained") for n, r in results.items()]
     for name, res, which in rows:
         cells = [_cell(res["subtasks"][t][which][key]) for t in subtasks]
         m = res[which][key]
-        lines.append(f"| {name} | " + " | ".join(cells) + f" | {100 * m['mean']:.1f} | {100 * m['harmonic_mean']:.1f} |")
+        lines.append(f"| {name} | " + " | ".join(cells) + " | "
+                     + " | ".join(f"{100 * m[a]:.1f}" for a in AGGREGATES) + " |")
+    names = list(results)
+    lines += ["", f"### {title}: chance level and parse rate per sub-task (%)", "",
+              f"| sub-task | items | chance pass@{k} | parse rate base | "
+              + " | ".join(f"parse rate {n}" for n in names) + " |",
+              "|---" * (len(names) + 4) + "|"]
+    for t in subtasks:
+        e = any_run["subtasks"][t]
+        lines.append(f"| {t} | {e['items']} | {100 * e['chance'][key]:.1f} | {100 * e['parse_rate']['base']:.1f} | "
+                     + " | ".join(f"{100 * results[n]['subtasks'][t]['parse_rate']['trained']:.1f}" for n in names)
+                     + " |")
     ks = list(any_run["base"])
-    lines += ["", "### Mean over sub-tasks (%): arithmetic / harmonic", "",
+    lines += ["", f"### {title}: means (%): over sub-tasks / BBEH adjusted harmonic / over items", "",
               "| model | " + " | ".join(ks) + " |", "|---" * (len(ks) + 1) + "|"]
     for name, res, which in rows:
-        lines.append(f"| {name} | " + " | ".join(
-            f"{100 * res[which][kk]['mean']:.1f} / {100 * res[which][kk]['harmonic_mean']:.1f}" for kk in ks) + " |")
+        lines.append(f"| {name} | " + " | ".join(_means(res[which][kk]) for kk in ks) + " |")
+    return lines
+
+
+def table(results: dict[str, dict[str, Any]], k: int) -> str:
+    """Markdown: pass@k per sub-task with CIs (base first) and the three aggregates, chance level
+    and parse rate per sub-task, the aggregates for every k; then the same for evaluation-only
+    (out-of-distribution) targets, if any."""
+    lines = _tables(results, k, "Targets")
+    if all("ood" in r for r in results.values()):
+        lines += [""] + _tables({n: r["ood"] for n, r in results.items()}, k,
+                                "Out-of-distribution (evaluation-only) targets")
     return "\n".join(lines) + "\n"
 
 

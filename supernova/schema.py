@@ -53,6 +53,7 @@ EVAL = pa.schema([
     ("uid", pa.string()),
     ("n", pa.int32()),
     ("correct", pa.int32()),
+    ("parsed", pa.int32()),        # completions with an answer the item's checker can read (parse rate)
     ("sample", pa.string()),       # first completion, kept for inspection
 ])
 

@@ -49,11 +49,17 @@ def arithmetic_mean(values: Iterable[float]) -> float:
     return float(np.mean(v)) if v else float("nan")
 
 
-def harmonic_mean(values: Iterable[float], *, offset: float = 0.01) -> float:
-    """Harmonic mean of scores in [0, 1] (BBEH's headline aggregate). Every score is raised by
-    ``offset`` (one percentage point) before and lowered after, so one zero sub-task does not
-    zero the whole mean."""
+def bbeh_adjusted_harmonic_mean(values: Iterable[float]) -> float:
+    """BBEH's headline aggregate over sub-tasks, as BBEH defines it: the harmonic mean of
+    (accuracy in % + 1), so that one sub-task at 0 does not zero the whole mean; nothing is
+    subtracted afterwards. Takes and returns fractions: HM(100·v + 1) / 100 (a model at 0
+    everywhere scores 0.01, printed as 1.0)."""
     v = np.asarray(list(values), dtype=float)
     if len(v) == 0:
         return float("nan")
-    return float(len(v) / np.sum(1.0 / (v + offset)) - offset)
+    return float(len(v) / np.sum(1.0 / (v + 0.01)))
+
+
+def chance_pass_at_k(options: int, k: int) -> float:
+    """pass@k of a uniform guesser among ``options`` choices (0 for a free-form answer)."""
+    return 0.0 if options < 1 else 1.0 - (1.0 - 1.0 / options) ** k

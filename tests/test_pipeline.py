@@ -49,7 +49,21 @@ def test_outputs_metrics_and_manifests(ran):
     ev = json.loads((ran / "metrics" / "eval.json").read_text())
     assert set(ev["subtasks"]) == {"course_schedule", "leg_counting"}
     assert set(ev["base"]) == {"pass@1", "pass@2"}
-    assert 0 <= ev["trained"]["pass@1"]["mean"] <= 1
+    assert 0 <= ev["trained"]["pass@1"]["mean_over_subtasks"] <= 1
+    for entry in ev["subtasks"].values():
+        assert entry["chance"]["pass@1"] > 0 and 0 <= entry["parse_rate"]["trained"] <= 1
+    # the evaluation-only MMLU-Pro-layout target: reported on its own, never in dev, utility or the mixture
+    assert set(ev["ood"]["subtasks"]) == {"computer_science", "math"}
+    assert ev["ood"]["subtasks"]["math"]["items"] == 4 and ev["ood"]["subtasks"]["computer_science"]["items"] == 4
+    import pandas as pd
+    dev = pd.read_parquet(ran / "data" / "items" / "targets" / "dev.parquet")
+    assert set(dev["task"]) == {"course_schedule", "leg_counting"}
+    util = pd.concat(pd.read_parquet(f) for f in (ran / "data" / "utility").glob("*.parquet"))
+    assert set(util["target_task"]) == {"course_schedule", "leg_counting"}
+    assert "computer_science" not in (ran / "mixture.yaml").read_text()
+    ingested = json.loads((ran / "metrics" / "ingest.json").read_text())["targets"]
+    assert ingested["computer_science"]["name_in_source"] == "computer science"
+    assert ingested["math"]["dropped"] == {"fewer_than_two_choices": 1}
     man = yaml.safe_load((ran / "mixture.yaml").read_text())
     assert man["strategy"] == "micro" and man["tasks"] and man["total_items"] == 4
     assert yaml.safe_load((ran / "sft_set.yaml").read_text())["size"] == 2

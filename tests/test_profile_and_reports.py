@@ -1,5 +1,6 @@
 """Params profiles (deep merge) and the experiments table."""
 
+import pytest
 import yaml
 
 from supernova.report import table
@@ -22,22 +23,29 @@ def test_apply_writes_params(tmp_path):
 def eval_json(base, trained):
     def entry(v):
         return {"value": v, "ci_low": v - 0.1, "ci_high": v + 0.1}
+
+    def means(v, hm):
+        return {"mean_over_subtasks": v, "bbeh_adjusted_harmonic_mean": hm, "mean_over_items": v}
     return {
-        "base": {"pass@1": {"mean": base, "harmonic_mean": base / 2}, "pass@2": {"mean": base, "harmonic_mean": base}},
-        "trained": {"pass@1": {"mean": trained, "harmonic_mean": trained / 2},
-                    "pass@2": {"mean": trained, "harmonic_mean": trained}},
+        "base": {"pass@1": means(base, base / 2), "pass@2": means(base, base)},
+        "trained": {"pass@1": means(trained, trained / 2), "pass@2": means(trained, trained)},
         "subtasks": {t: {"base": {"pass@1": entry(base), "pass@2": entry(base)},
-                         "trained": {"pass@1": entry(trained), "pass@2": entry(trained)}} for t in ("x", "y")},
+                         "trained": {"pass@1": entry(trained), "pass@2": entry(trained)}, "items": 5,
+                         "chance": {"pass@1": 0.25, "pass@2": 0.4375},
+                         "parse_rate": {"base": 0.5, "trained": trained}} for t in ("x", "y")},
     }
 
 
-def test_experiment_table_lists_base_then_variants_with_cis():
+def test_experiment_table_lists_base_then_variants_with_cis_chance_and_parse_rate():
     text = table({"macro": eval_json(0.2, 0.3), "micro": eval_json(0.2, 0.4)}, k=2)
     lines = text.splitlines()
-    assert lines[2] == "| model | x | y | mean | harmonic mean |"
-    assert lines[4] == "| base | 20.0 [10.0, 30.0] | 20.0 [10.0, 30.0] | 20.0 | 20.0 |"
+    assert lines[2] == "| model | x | y | mean over sub-tasks | BBEH adjusted HM | mean over items |"
+    assert lines[4] == "| base | 20.0 [10.0, 30.0] | 20.0 [10.0, 30.0] | 20.0 | 20.0 | 20.0 |"
     assert lines[6].startswith("| micro | 40.0 [30.0, 50.0]")
-    assert "| micro | 40.0 / 20.0 | 40.0 / 40.0 |" in text
+    assert "| sub-task | items | chance pass@2 | parse rate base | parse rate macro | parse rate micro |" in text
+    assert "| x | 5 | 43.8 | 50.0 | 30.0 | 40.0 |" in text
+    assert "| micro | 40.0 / 20.0 / 40.0 | 40.0 / 40.0 / 40.0 |" in text
+    assert "Out-of-distribution" not in text
 
 
 def test_sweep_variants_are_named_by_value():
@@ -52,10 +60,14 @@ def test_eval_report_keeps_every_number_a_scalar_for_dvc():
     from supernova.evaluation import EvalConfig
     from supernova.report import eval_report
 
-    base = pd.DataFrame({"model": "base", "task": ["a", "a", "b", "b"], "uid": list("1234"), "n": 4,
-                         "correct": [0, 1, 2, 4], "sample": ""})
-    trained = base.assign(model="trained", correct=[2, 1, 2, 4])
-    metrics, curve, bars = eval_report(base, trained, EvalConfig(n=4, k=(1, 4), bootstrap=100))
+    base = pd.DataFrame({"model": "base", "task": ["a", "a", "b", "b", "ood", "ood"], "uid": list("123456"), "n": 4,
+                         "correct": [0, 1, 2, 4, 1, 0], "parsed": [4, 2, 4, 4, 3, 1], "sample": ""})
+    trained = base.assign(model="trained", correct=[2, 1, 2, 4, 0, 0], parsed=4)
+    items = pd.DataFrame({"task": base["task"], "uid": base["uid"],
+                          "answer_type": ["mcq", "mcq", "exact", "exact", "mcq", "mcq"],
+                          "choices": [["x", "y", "z", "w"]] * 2 + [[]] * 2 + [["x", "y"]] * 2,
+                          "meta": ["{}", "{}", '{"num_options": 2}', "{}", '{"role": "eval"}', '{"role": "eval"}']})
+    metrics, curve, bars = eval_report(base, trained, EvalConfig(n=4, k=(1, 4), bootstrap=100), items)
 
     def leaves(d):
         for v in d.values():
@@ -63,6 +75,16 @@ def test_eval_report_keeps_every_number_a_scalar_for_dvc():
 
     assert all(isinstance(v, (int, float)) for v in leaves(metrics))
     assert metrics["subtasks"]["a"]["gain"]["pass@1"]["value"] == 0.25
-    assert metrics["gain"]["pass@1"]["mean"] == 0.125
-    assert [c["k"] for c in curve] == [1, 4] and len(bars) == 4
-    table({"trained": metrics}, 4)  # renders
+    assert set(metrics["subtasks"]) == {"a", "b"} and set(metrics["ood"]["subtasks"]) == {"ood"}
+    assert metrics["gain"]["pass@1"]["mean_over_subtasks"] == 0.125
+    assert metrics["base"]["pass@1"]["mean_over_items"] == pytest.approx((0 + 0.25 + 0.5 + 1) / 4, abs=1e-4)
+    assert metrics["base"]["pass@1"]["bbeh_adjusted_harmonic_mean"] == pytest.approx(
+        2 / (1 / (0.125 + 0.01) + 1 / (0.75 + 0.01)), abs=1e-4)
+    assert metrics["subtasks"]["a"]["chance"] == {"pass@1": 0.25, "pass@4": round(1 - 0.75 ** 4, 4)}
+    assert metrics["subtasks"]["b"]["chance"]["pass@1"] == 0.25            # (1/2 + 0) / 2: options in the text
+    assert metrics["subtasks"]["a"]["parse_rate"] == {"base": 0.75, "trained": 1.0}
+    assert metrics["ood"]["subtasks"]["ood"]["parse_rate"]["base"] == 0.5
+    assert metrics["ood"]["base"]["pass@1"]["mean_over_subtasks"] == 0.125
+    assert [c["k"] for c in curve] == [1, 4] and len(bars) == 6
+    text = table({"trained": metrics}, 4)
+    assert "### Out-of-distribution (evaluation-only) targets: pass@4 per sub-task" in text

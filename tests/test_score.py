@@ -36,7 +36,7 @@ def test_training_items_prefer_probe_kept_items():
 
 def test_utility_rows_are_paired_differences_per_subtask_and_k():
     base = pd.DataFrame({"model": "base", "task": ["a"] * 4 + ["b"] * 4, "uid": list("12345678"), "n": 4,
-                         "correct": [0, 1, 2, 0, 4, 4, 0, 0], "sample": ""})
+                         "correct": [0, 1, 2, 0, 4, 4, 0, 0], "parsed": 4, "sample": ""})
     trained = base.assign(model="t", correct=[1, 1, 2, 1, 4, 4, 0, 0])
     rows = utility_rows(base, trained, "src", 0, EvalConfig(n=4, k=(1, 4), bootstrap=200), seconds=12.5)
     conform(rows, UTILITY)

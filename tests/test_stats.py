@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from supernova.stats import bootstrap_ci, bootstrap_diff_ci, harmonic_mean, pass_at_k
+from supernova.stats import bbeh_adjusted_harmonic_mean, bootstrap_ci, bootstrap_diff_ci, chance_pass_at_k, pass_at_k
 
 
 @pytest.mark.parametrize("n,c,k,expected", [
@@ -40,7 +40,15 @@ def test_paired_diff_ci_is_zero_width_for_identical_inputs():
     assert bootstrap_diff_ci(v, v) == (0.0, 0.0)
 
 
-def test_harmonic_mean_below_arithmetic_and_survives_zero():
-    assert harmonic_mean([0.5, 0.5]) == pytest.approx(0.5)
-    assert harmonic_mean([0.2, 0.8]) < 0.5
-    assert harmonic_mean([0.0, 0.9]) == pytest.approx(2 / (1 / 0.01 + 1 / 0.91) - 0.01)
+def test_bbeh_adjusted_harmonic_mean_is_hm_of_percent_plus_one_with_nothing_subtracted():
+    # BBEH: HM over sub-tasks of (accuracy% + 1); in fractions HM(100 v + 1) / 100
+    assert bbeh_adjusted_harmonic_mean([0.0, 0.0]) == pytest.approx(0.01)
+    assert bbeh_adjusted_harmonic_mean([0.0, 0.9]) == pytest.approx(2 / (1 / 1 + 1 / 91) / 100)
+    assert bbeh_adjusted_harmonic_mean([0.2, 0.8]) < 0.5 + 0.01
+    assert bbeh_adjusted_harmonic_mean([0.5, 0.5]) == pytest.approx(0.51)
+
+
+@pytest.mark.parametrize("options,k,expected", [(4, 1, 0.25), (4, 8, 1 - 0.75 ** 8), (2, 2, 0.75), (0, 8, 0.0)])
+def test_chance_pass_at_k_of_a_uniform_guesser(options, k, expected):
+    assert chance_pass_at_k(options, k) == pytest.approx(expected)
+    assert chance_pass_at_k(4, 8) > 0.89        # pass@8 on 4 options: about 90% for a guesser
