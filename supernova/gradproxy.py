@@ -23,7 +23,8 @@ class GradientProxy:
     """The base model with its top ``layers`` trainable, ready to produce mean gradients."""
 
     def __init__(self, model_path: str | os.PathLike, prompt: PromptConfig, layers: int, batch_size: int = 8):
-        from .training import load_trainable, model_digest
+        from .model import load_trainable
+        from .training.resume import model_digest
 
         self.model, self.tok = load_trainable(model_path, "float32", layers)
         self.model_digest = model_digest(model_path)
@@ -35,7 +36,7 @@ class GradientProxy:
         import torch
 
         from .generation import cuda_available
-        from .training import gold_answer_batch
+        from .training.sft import gold_answer_batch
 
         self.model.zero_grad(set_to_none=True)
         rows = items.to_dict("records")
@@ -52,7 +53,7 @@ class GradientProxy:
     def target_gradients(self, dev: pd.DataFrame, cache_dir: Path | None = None) -> dict[str, np.ndarray]:
         """Mean gradient per target sub-task, read from / written to ``cache_dir`` when given."""
         from .io import atomic_path
-        from .training import fingerprint
+        from .training.resume import fingerprint
 
         key = fingerprint(sorted(dev["uid"]), self.model_digest, [list(p.shape) for p in self.params],
                           self.prompt.__dict__)

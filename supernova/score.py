@@ -25,7 +25,8 @@ from .errors import InputError, ParamsError
 from .evaluation import EvalConfig, paired_gain, sample_and_check
 from .generation import GenerationConfig, load_generator
 from .prompts import PromptConfig
-from .training import GRPOSettings, run_grpo
+from .training.grpo import run_grpo
+from .training.settings import GRPOSettings
 
 log = logging.getLogger(__name__)
 METHODS = ("rl", "gradient")

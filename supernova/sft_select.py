@@ -62,7 +62,7 @@ def answer_losses(model, tok, items: pd.DataFrame, prompt: PromptConfig, *, with
     """Mean token NLL of each item's gold completion, after its prompt (or after an empty prompt)."""
     import torch
 
-    from .training import gold_answer_batch
+    from .training.sft import gold_answer_batch
 
     rows = items.to_dict("records")
     losses = []
