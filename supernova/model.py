@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import ParamsError
@@ -24,6 +25,20 @@ EMBEDDED_GGUF = {
 }
 TINY = "tiny-random"
 DTYPES = ("float32", "bfloat16")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """params.yaml section ``model``.
+
+    Attributes:
+        name_or_path: ``embedded:SmolLM2-135M-Instruct``, ``embedded:tiny-random``, a local folder
+            or a hub id.
+        dtype: weights dtype of the prepared model.
+    """
+
+    name_or_path: str = "embedded:SmolLM2-135M-Instruct"
+    dtype: str = "float32"
 
 
 def _torch_dtype(name: str):

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PROJECT_FILES = ["dvc.yaml", "params.yaml", "params", "stages", "supernova", ".dvc/config", ".dvc/plots", ".dvcignore",
+PROJECT_FILES = ["dvc.yaml", "params.yaml", "params", "inputs", "stages", "supernova", ".dvc/config", ".dvc/plots", ".dvcignore",
                  ".gitignore"]
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
