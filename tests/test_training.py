@@ -1,5 +1,6 @@
 """SFT and GRPO through TRL: weights move, frozen layers stay, checkpoints reload."""
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
@@ -38,7 +39,7 @@ def test_grpo_with_varying_rewards_trains_only_the_top_layer(smol_model, tmp_pat
                        learning_rate=1e-4, train_top_layers=1, temperature=1.0)
     logs = run_grpo(smol_model, items(n=16), cfg, PromptConfig(), out, scratch_dir=tmp_path / "scratch",
                     live_dir=str(tmp_path / "live"))
-    assert 0.0 <= logs["reward"] <= 1.0
+    assert logs["reward"] == pytest.approx(logs["rewards/reward/mean"])   # the answer checker is the only reward
     before, after = weights(smol_model), weights(out)
     changed = {k for k in before if not torch.equal(before[k], after[k])}
     assert changed and all(k.startswith("model.layers.29.") or k == "model.norm.weight" for k in changed)
@@ -90,3 +91,13 @@ def test_lora_run_saves_a_merged_plain_model(tiny_model, tmp_path):
     saved = weights(tmp_path / "out")
     assert set(saved) == set(weights(tiny_model))          # adapters merged: no lora_* tensors left
     AutoModelForCausalLM.from_pretrained(tmp_path / "out")
+
+
+def test_checkpoints_of_another_run_are_discarded_with_a_log_line(tmp_path, caplog):
+    from supernova.training.resume import fresh_scratch
+
+    (tmp_path / "s" / "checkpoint-2").mkdir(parents=True)
+    with caplog.at_level("INFO"):
+        fresh_scratch(tmp_path / "s", "fp")
+    assert "discarding checkpoints checkpoint-2" in caplog.text
+    assert not (tmp_path / "s" / "checkpoint-2").exists() and (tmp_path / "s" / "fingerprint").read_text() == "fp"

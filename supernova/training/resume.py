@@ -1,10 +1,11 @@
-"""Checkpoints, resume and the end of a run, shared by SFT and GRPO.
+"""Checkpoints, resume and the end of a run.
 
-With a ``scratch_dir`` a run keeps its trainer output there, tagged with a fingerprint of
-everything that determines the run (settings, prompt, items, the start model's bytes); a rerun
-with the same fingerprint resumes from the last complete checkpoint, a rerun with a different one
-starts over. A finished run saves its model atomically, publishes its DVCLive curves and removes
-the scratch folder.
+A GRPO run keeps its trainer output in a scratch folder, tagged with a fingerprint of everything
+that determines the run (settings, prompt, items, the start model's bytes); a rerun with the same
+fingerprint resumes from the last complete checkpoint, a rerun with a different one discards the
+old checkpoints (and says so) and starts over. SFT runs are a few steps long and keep no
+checkpoints: an interrupted SFT run starts over. A finished run saves its model atomically,
+publishes its DVCLive curves and removes the scratch folder.
 """
 
 from __future__ import annotations
@@ -37,24 +38,34 @@ def model_digest(path: str | os.PathLike) -> str:
     return fingerprint([file_sha256(f) for f in files if f.exists()])
 
 
-def _prepare_scratch(scratch: Path, fp: str) -> bool:
-    """Make ``scratch`` hold this run's fingerprint; True if it already did (resume possible)."""
-    tag = scratch / "fingerprint"
-    if tag.exists() and tag.read_text().strip() == fp:
-        return True
+def run_fingerprint(cfg: Any, prompt: PromptConfig, items: pd.DataFrame, model_path: str | os.PathLike) -> str:
+    """What determines a training run: its settings, the prompt, the items and the start model's bytes."""
+    return fingerprint(asdict(cfg), asdict(prompt), sorted(items["uid"]), model_digest(model_path))
+
+
+def fresh_scratch(scratch: Path, fp: str = "") -> None:
+    """An empty ``scratch`` tagged with ``fp``; checkpoints found there are discarded with a log line."""
     if scratch.exists():
+        old = sorted(p.name for p in scratch.glob("checkpoint-*"))
+        if old:
+            log.info("discarding checkpoints %s in %s: they belong to a run with other settings, items or "
+                     "start model", ", ".join(old), scratch)
         shutil.rmtree(scratch)
     scratch.mkdir(parents=True)
-    tag.write_text(fp)
-    return False
+    (scratch / "fingerprint").write_text(fp)
 
 
 def resume_checkpoint(scratch: Path, what: str, cfg: Any, prompt: PromptConfig, items: pd.DataFrame,
                       model_path: str | os.PathLike) -> str | None:
     """The checkpoint to resume ``what`` from: the last complete one in ``scratch`` if it was
     written by a run with the same settings, items and start model's bytes, else None."""
-    fp = fingerprint(asdict(cfg), asdict(prompt), sorted(items["uid"]), model_digest(model_path))
-    checkpoint = last_checkpoint(scratch) if _prepare_scratch(scratch, fp) else None
+    fp = run_fingerprint(cfg, prompt, items, model_path)
+    tag = scratch / "fingerprint"
+    if tag.exists() and tag.read_text().strip() == fp:
+        checkpoint = last_checkpoint(scratch)
+    else:
+        fresh_scratch(scratch, fp)
+        checkpoint = None
     if checkpoint:
         log.info("resuming %s from %s", what, checkpoint)
     return checkpoint

@@ -12,7 +12,7 @@ import pandas as pd
 from ..generation import cuda_available
 from ..model import load_trainable
 from ..prompts import PromptConfig, gold_completion, messages
-from .resume import live_callbacks, resume_checkpoint, save_final
+from .resume import fresh_scratch, live_callbacks, save_final
 from .settings import SFTSettings
 
 
@@ -48,11 +48,14 @@ def sft_dataset(items: pd.DataFrame, prompt: PromptConfig):
 
 def run_sft(model_path: str | os.PathLike, items: pd.DataFrame, cfg: SFTSettings, prompt: PromptConfig,
             out_dir: str | os.PathLike, *, scratch_dir: str | os.PathLike, live_dir: str | None = None) -> dict[str, Any]:
-    """Supervised fine-tuning on the gold answer lines; save the final model to ``out_dir``."""
+    """Supervised fine-tuning on the gold answer lines; save the final model to ``out_dir``.
+
+    SFT runs are short and keep no checkpoints (``save_strategy="no"``): an interrupted run
+    starts over; ``scratch_dir`` holds the trainer output and the curves until the end."""
     from trl import SFTConfig, SFTTrainer
 
     scratch = Path(scratch_dir)
-    checkpoint = resume_checkpoint(scratch, "SFT", cfg, prompt, items, model_path)
+    fresh_scratch(scratch)
     model, tok = load_trainable(model_path, cfg.dtype, cfg.train_top_layers)
     args = SFTConfig(
         output_dir=str(scratch), max_steps=cfg.max_steps, per_device_train_batch_size=cfg.batch_size,
@@ -62,8 +65,8 @@ def run_sft(model_path: str | os.PathLike, items: pd.DataFrame, cfg: SFTSettings
         completion_only_loss=True, max_length=1024,
     )
     trainer = SFTTrainer(model=model, args=args, train_dataset=sft_dataset(items, prompt), processing_class=tok,
-                         callbacks=live_callbacks(scratch, live_dir, resume=bool(checkpoint)))
-    trainer.train(resume_from_checkpoint=checkpoint)
+                         callbacks=live_callbacks(scratch, live_dir, resume=False))
+    trainer.train()
     save_final(trainer, tok, out_dir, merge_lora=False, scratch=scratch, live_dir=live_dir)
     logs = [h for h in trainer.state.log_history if "loss" in h]
     return logs[-1] if logs else {}
