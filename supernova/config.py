@@ -21,6 +21,63 @@ T = TypeVar("T")
 PARAMS_FILE = "params.yaml"
 PIPELINE_FILE = "dvc.yaml"
 
+# Value rules by key name, the same in every section (checked after the types):
+#: counts and sizes: integers >= 1 (``null`` where the field allows it)
+AT_LEAST_ONE = {"max_steps", "batch_size", "size", "total_size", "target_size", "n", "k", "max_new_tokens",
+                "max_completion_length", "prompts_per_step", "num_generations", "bootstrap", "proxy_layers",
+                "clusters", "per_task_cap", "per_group_cap", "lora_r", "target_dev_size", "target_test_size",
+                "max_prompt_tokens", "decontam_ngram", "length_target", "distractor_passages", "max_words",
+                "train_top_layers", "max_model_len", "max_num_batched_tokens"}
+#: rates, temperatures, penalties and step intervals: numbers >= 0
+NON_NEGATIVE = {"temperature", "beta", "epsilon", "epsilon_high", "length_penalty", "save_steps", "kv_cache_gib"}
+#: numbers > 0
+POSITIVE = {"learning_rate"}
+#: lists whose entries must be distinct
+DISTINCT = {"tasks", "seeds", "manual_tasks", "k"}
+
+_TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
+
+
+def _type_error(value: Any, hint: Any) -> str | None:
+    """Why ``value`` does not fit the type hint ``hint`` (None if it does)."""
+    args = typing.get_args(hint)
+    if type(None) in args:                                    # X | None
+        if value is None:
+            return None
+        hint = next(a for a in args if a is not type(None))
+        args = typing.get_args(hint)
+    origin = typing.get_origin(hint)
+    if origin is tuple or hint is list or origin is list:
+        if not isinstance(value, (list, tuple)):
+            return f"must be a list, got {type(value).__name__} {value!r}"
+        inner = [a for a in args if a is not Ellipsis][:1]
+        for i, v in enumerate(value):
+            why = _type_error(v, inner[0]) if inner else None
+            if why:
+                return f"entry {i}: {why}"
+        return None
+    if hint in _TYPE_NAMES:
+        ok = (isinstance(value, (int, float)) and not isinstance(value, bool) if hint is float
+              else isinstance(value, hint) and (hint is bool or not isinstance(value, bool)))
+        return None if ok else f"must be {_TYPE_NAMES[hint]}, got {type(value).__name__} {value!r}"
+    return None
+
+
+def _value_error(name: str, value: Any) -> str | None:
+    values = value if isinstance(value, (list, tuple)) else [value]
+    nums = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    if name in AT_LEAST_ONE and any(v < 1 for v in nums):
+        return f"must be >= 1, got {value!r}"
+    if name in NON_NEGATIVE and any(v < 0 for v in nums):
+        return f"must be >= 0, got {value!r}"
+    if name in POSITIVE and any(v <= 0 for v in nums):
+        return f"must be > 0, got {value!r}"
+    if name in DISTINCT and isinstance(value, (list, tuple)):
+        seen = [v for i, v in enumerate(value) if v in value[:i]]
+        if seen:
+            return f"names {seen[0]!r} twice"
+    return None
+
 
 def declared_sections(pipeline: str | Path = PIPELINE_FILE) -> set[str]:
     """The top-level params.yaml keys that some stage of ``pipeline`` declares in ``params:``."""
@@ -76,6 +133,9 @@ def from_dict(cls: type[T], data: dict[str, Any] | None, where: str) -> T:
     kwargs = {}
     for name, value in data.items():
         hint = hints.get(name)
+        why = None if dataclasses.is_dataclass(hint) else (_type_error(value, hint) or _value_error(name, value))
+        if why:
+            raise ParamsError(why, file=PARAMS_FILE, field=f"{where}.{name}")
         if dataclasses.is_dataclass(hint):
             value = from_dict(hint, value, f"{where}.{name}")
         elif hint is not None and typing.get_origin(hint) is tuple and isinstance(value, list):
@@ -96,6 +156,21 @@ def from_section(cls: type[T], params: dict[str, Any], section: str, *, ignore: 
     if ignore and isinstance(data, dict):
         data = {k: v for k, v in data.items() if k not in ignore}
     return from_dict(cls, data, section)
+
+
+def check_entries(entries: dict[str, list], section: str = "ingest") -> None:
+    """Source and target entries are mappings, none is named twice, and no source is also a target."""
+    seen: dict[str, str] = {}
+    for name, items in entries.items():
+        for i, entry in enumerate(items):
+            where = f"{section}.{name}[{i}]"
+            if not isinstance(entry, dict):
+                raise ParamsError(f"an entry must be a mapping {{kind: ..., ...}}, got {type(entry).__name__} "
+                                  f"{entry!r}", file=PARAMS_FILE, field=where)
+            key = repr(sorted(entry.items(), key=lambda kv: kv[0]))
+            if key in seen:
+                raise ParamsError(f"the same entry as {seen[key]}", file=PARAMS_FILE, field=where)
+            seen[key] = where
 
 
 def check_data_root(root: str, entries: dict[str, list], section: str = "ingest") -> None:
