@@ -7,7 +7,6 @@ import sys
 
 from supernova import paths, stage
 from supernova.config import from_section
-from supernova.errors import ParamsError
 from supernova.evaluation import EvalConfig
 from supernova.generation import GenerationConfig
 from supernova.prompts import PromptConfig
@@ -17,9 +16,9 @@ from supernova.score import ScoreConfig, score_task_gradient, score_task_rl
 
 def main(params: dict) -> None:
     task = sys.argv[1]
-    cfg = from_section(ScoreConfig, params, "score")
-    if task not in cfg.tasks:
-        raise ParamsError(f"task {task!r} is not in score.tasks", file="params.yaml", field="score.tasks")
+    # one stage per entry of score.tasks (dvc.yaml's foreach); the list itself and score.k (the
+    # rows keep every k) are not this stage's dependencies
+    cfg = from_section(ScoreConfig, params, "score", ignore=("tasks", "k"))
     ev = from_section(EvalConfig, params, "evaluate")
     prompt = from_section(PromptConfig, params, "prompt")
     probed = read_table(paths.probe_file(task), PROBE)

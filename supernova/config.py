@@ -1,8 +1,10 @@
 """Reading params.yaml into the per-stage config dataclasses.
 
 Each stage module defines one dataclass with documented fields (``ProbeConfig``, ``ScoreConfig``,
-...); :func:`from_section` fills it from its params.yaml section, rejecting unknown keys with a
-one-line error that names the key.
+...); :func:`from_section` fills it from its params.yaml section, rejecting unknown keys and bad
+values with a one-line error that names the full path of the key (``rl_train.grpo.max_steps``).
+:func:`load_params` refuses a top-level section that no stage in dvc.yaml declares (a misspelled
+``evalute:`` would otherwise be silently ignored).
 """
 
 from __future__ import annotations
@@ -17,20 +19,110 @@ from .io import read_yaml
 
 T = TypeVar("T")
 PARAMS_FILE = "params.yaml"
+PIPELINE_FILE = "dvc.yaml"
+
+# Value rules by key name, the same in every section (checked after the types):
+#: counts and sizes: integers >= 1 (``null`` where the field allows it)
+AT_LEAST_ONE = {"max_steps", "batch_size", "size", "total_size", "target_size", "n", "k", "max_new_tokens",
+                "max_completion_length", "prompts_per_step", "num_generations", "bootstrap", "proxy_layers",
+                "clusters", "per_task_cap", "per_group_cap", "lora_r", "target_dev_size", "target_test_size",
+                "max_prompt_tokens", "decontam_ngram", "length_target", "distractor_passages", "max_words",
+                "train_top_layers", "max_model_len", "max_num_batched_tokens"}
+#: rates, temperatures, penalties and step intervals: numbers >= 0
+NON_NEGATIVE = {"temperature", "beta", "epsilon", "epsilon_high", "length_penalty", "save_steps", "kv_cache_gib"}
+#: numbers > 0
+POSITIVE = {"learning_rate"}
+#: lists whose entries must be distinct
+DISTINCT = {"tasks", "seeds", "manual_tasks", "k"}
+
+_TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
+
+
+def _type_error(value: Any, hint: Any) -> str | None:
+    """Why ``value`` does not fit the type hint ``hint`` (None if it does)."""
+    args = typing.get_args(hint)
+    if type(None) in args:                                    # X | None
+        if value is None:
+            return None
+        hint = next(a for a in args if a is not type(None))
+        args = typing.get_args(hint)
+    origin = typing.get_origin(hint)
+    if origin is tuple or hint is list or origin is list:
+        if not isinstance(value, (list, tuple)):
+            return f"must be a list, got {type(value).__name__} {value!r}"
+        inner = [a for a in args if a is not Ellipsis][:1]
+        for i, v in enumerate(value):
+            why = _type_error(v, inner[0]) if inner else None
+            if why:
+                return f"entry {i}: {why}"
+        return None
+    if hint in _TYPE_NAMES:
+        ok = (isinstance(value, (int, float)) and not isinstance(value, bool) if hint is float
+              else isinstance(value, hint) and (hint is bool or not isinstance(value, bool)))
+        return None if ok else f"must be {_TYPE_NAMES[hint]}, got {type(value).__name__} {value!r}"
+    return None
+
+
+def _value_error(name: str, value: Any) -> str | None:
+    values = value if isinstance(value, (list, tuple)) else [value]
+    nums = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    if name in AT_LEAST_ONE and any(v < 1 for v in nums):
+        return f"must be >= 1, got {value!r}"
+    if name in NON_NEGATIVE and any(v < 0 for v in nums):
+        return f"must be >= 0, got {value!r}"
+    if name in POSITIVE and any(v <= 0 for v in nums):
+        return f"must be > 0, got {value!r}"
+    if name in DISTINCT and isinstance(value, (list, tuple)):
+        seen = [v for i, v in enumerate(value) if v in value[:i]]
+        if seen:
+            return f"names {seen[0]!r} twice"
+    return None
+
+
+def declared_sections(pipeline: str | Path = PIPELINE_FILE) -> set[str]:
+    """The top-level params.yaml keys that some stage of ``pipeline`` declares in ``params:``."""
+    stages = (read_yaml(pipeline) or {}).get("stages", {})
+    names = set()
+    for st in stages.values():
+        for p in (st.get("do", st) or {}).get("params", []):
+            if isinstance(p, str):
+                names.add(p.split(".", 1)[0])
+    return names
 
 
 def load_params(path: str | Path = PARAMS_FILE) -> dict[str, Any]:
+    """params.yaml as a dict; with a dvc.yaml beside it, every top-level section must be one that
+    a stage declares."""
     p = Path(path)
     if not p.exists():
         raise ParamsError("not found (run from the project root)", file=str(p))
     data = read_yaml(p)
     if not isinstance(data, dict):
         raise ParamsError("must be a mapping of sections", file=str(p))
+    pipeline = p.parent / PIPELINE_FILE
+    if pipeline.exists():
+        known = declared_sections(pipeline)
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ParamsError(f"unknown section; no stage in dvc.yaml reads it (known: {sorted(known)})",
+                              file=str(p), field=unknown[0])
     return data
+
+
+def _full_path(e: ParamsError, where: str) -> ParamsError:
+    """``e`` with its field named from the params.yaml root (``num_generations`` raised inside
+    ``rl_train.grpo`` becomes ``rl_train.grpo.num_generations``)."""
+    field = e.field or ""
+    if field == where or field.startswith(f"{where}.") or field.startswith(f"{where.split('.')[0]}."):
+        return e
+    return ParamsError(e.reason, file=e.file or PARAMS_FILE, task=e.task,
+                       field=f"{where}.{field}" if field else where)
 
 
 def from_dict(cls: type[T], data: dict[str, Any] | None, where: str) -> T:
     """Build dataclass ``cls`` from ``data``; nested dataclass fields are built recursively."""
+    if data is not None and not isinstance(data, dict):
+        raise ParamsError(f"must be a mapping, got {type(data).__name__} {data!r}", file=PARAMS_FILE, field=where)
     data = dict(data or {})
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - set(fields))
@@ -41,18 +133,60 @@ def from_dict(cls: type[T], data: dict[str, Any] | None, where: str) -> T:
     kwargs = {}
     for name, value in data.items():
         hint = hints.get(name)
-        if dataclasses.is_dataclass(hint) and isinstance(value, dict):
+        why = None if dataclasses.is_dataclass(hint) else (_type_error(value, hint) or _value_error(name, value))
+        if why:
+            raise ParamsError(why, file=PARAMS_FILE, field=f"{where}.{name}")
+        if dataclasses.is_dataclass(hint):
             value = from_dict(hint, value, f"{where}.{name}")
         elif hint is not None and typing.get_origin(hint) is tuple and isinstance(value, list):
             value = tuple(value)
         kwargs[name] = value
     try:
         return cls(**kwargs)
-    except ParamsError:
-        raise
+    except ParamsError as e:
+        raise _full_path(e, where) from None
     except (TypeError, ValueError) as e:
         raise ParamsError(str(e), file=PARAMS_FILE, field=where) from None
 
 
-def from_section(cls: type[T], params: dict[str, Any], section: str) -> T:
-    return from_dict(cls, params.get(section), section)
+def from_section(cls: type[T], params: dict[str, Any], section: str, *, ignore: tuple[str, ...] = ()) -> T:
+    """``cls`` from ``params[section]``. Keys in ``ignore`` are left out: a stage that does not use
+    them (and so does not declare them in dvc.yaml) must not read them."""
+    data = params.get(section)
+    if ignore and isinstance(data, dict):
+        data = {k: v for k, v in data.items() if k not in ignore}
+    return from_dict(cls, data, section)
+
+
+def check_entries(entries: dict[str, list], section: str = "ingest") -> None:
+    """Source and target entries are mappings, none is named twice, and no source is also a target."""
+    seen: dict[str, str] = {}
+    for name, items in entries.items():
+        for i, entry in enumerate(items):
+            where = f"{section}.{name}[{i}]"
+            if not isinstance(entry, dict):
+                raise ParamsError(f"an entry must be a mapping {{kind: ..., ...}}, got {type(entry).__name__} "
+                                  f"{entry!r}", file=PARAMS_FILE, field=where)
+            key = repr(sorted(entry.items(), key=lambda kv: kv[0]))
+            if key in seen:
+                raise ParamsError(f"the same entry as {seen[key]}", file=PARAMS_FILE, field=where)
+            seen[key] = where
+
+
+def check_data_root(root: str, entries: dict[str, list], section: str = "ingest") -> None:
+    """Every local file an entry names (``path``, or a ``dataset`` that exists locally) lies under
+    ``root``, the folder the ingest stage depends on; otherwise editing it would rerun nothing."""
+    if not isinstance(root, str) or not Path(root).is_dir():
+        raise ParamsError(f"must be a folder (relative to the project root), got {root!r}", file=PARAMS_FILE,
+                          field="data_root")
+    base = Path(root).resolve()
+    for name, items in entries.items():
+        for i, entry in enumerate(items):
+            for key in ("path", "dataset"):
+                value = entry.get(key) if isinstance(entry, dict) else None
+                if not isinstance(value, str) or (key == "dataset" and not Path(value).exists()):
+                    continue
+                if not Path(value).resolve().is_relative_to(base):
+                    raise ParamsError(f"{value} lies outside data_root ({root}), so ingest would not rerun when "
+                                      "it changes; move it there or point data_root at a folder holding it",
+                                      file=PARAMS_FILE, field=f"{section}.{name}[{i}].{key}")

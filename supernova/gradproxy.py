@@ -23,23 +23,26 @@ class GradientProxy:
     """The base model with its top ``layers`` trainable, ready to produce mean gradients."""
 
     def __init__(self, model_path: str | os.PathLike, prompt: PromptConfig, layers: int, batch_size: int = 8):
-        from .training import load_trainable, model_digest
+        from .model import load_trainable
+        from .training.resume import model_digest
 
         self.model, self.tok = load_trainable(model_path, "float32", layers)
         self.model_digest = model_digest(model_path)
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         self.prompt, self.batch_size = prompt, batch_size
 
-    def mean_gradient(self, items: pd.DataFrame) -> np.ndarray:
+    def mean_gradient(self, items: pd.DataFrame, desc: str = "gradient") -> np.ndarray:
         """Mean over items of the gradient of the gold-answer NLL (flattened, float32)."""
         import torch
+        from tqdm.auto import tqdm
 
         from .generation import cuda_available
-        from .training import gold_answer_batch
+        from .training.sft import gold_answer_batch
 
         self.model.zero_grad(set_to_none=True)
         rows = items.to_dict("records")
-        for start in range(0, len(rows), self.batch_size):
+        bar = f"score {desc} gradient [{self.model.config.name_or_path}]"
+        for start in tqdm(range(0, len(rows), self.batch_size), desc=bar, unit="batch", leave=False):
             batch = rows[start:start + self.batch_size]
             input_ids, mask, lab = gold_answer_batch(self.tok, batch, self.prompt)
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=not cuda_available()):
@@ -52,7 +55,7 @@ class GradientProxy:
     def target_gradients(self, dev: pd.DataFrame, cache_dir: Path | None = None) -> dict[str, np.ndarray]:
         """Mean gradient per target sub-task, read from / written to ``cache_dir`` when given."""
         from .io import atomic_path
-        from .training import fingerprint
+        from .training.resume import fingerprint
 
         key = fingerprint(sorted(dev["uid"]), self.model_digest, [list(p.shape) for p in self.params],
                           self.prompt.__dict__)
@@ -60,7 +63,7 @@ class GradientProxy:
         if path and path.exists():
             with np.load(path, allow_pickle=False) as f:
                 return {k: f[k] for k in f.files}
-        grads = {t: self.mean_gradient(g) for t, g in dev.groupby("task", sort=True)}
+        grads = {t: self.mean_gradient(g, f"target {t}") for t, g in dev.groupby("task", sort=True)}
         if path:
             with atomic_path(path) as tmp:
                 with open(tmp, "wb") as f:  # a file object: np.savez would append ".npz" to a name
@@ -77,5 +80,5 @@ def gradient_alignment(model_path, train_items: pd.DataFrame, dev: pd.DataFrame,
     """Cosine between the source items' mean gradient and each target sub-task's."""
     proxy = GradientProxy(model_path, prompt, layers)
     targets = proxy.target_gradients(dev, cache_dir)
-    g_src = proxy.mean_gradient(train_items)
+    g_src = proxy.mean_gradient(train_items, f"source {', '.join(sorted(set(train_items['task'])))}")
     return {t: cosine(g_src, g) for t, g in targets.items()}

@@ -163,8 +163,8 @@ def apply(items: pd.DataFrame, cfg: InterventionConfig, seed: int) -> tuple[pd.D
         for i in order[start:start + n]:
             new = TRANSFORMS[name](originals[i], originals, rng, cfg)
             if new is not None:
+                Item.from_row(new)  # every rewritten row must still be a valid item
                 rows[i] = new
                 counts[name] += 1
         start += n
-    Item.from_row(rows[0])  # validates the schema of rewritten rows
     return pd.DataFrame(rows, columns=items.columns), counts

@@ -62,9 +62,3 @@ def file_sha256(path: str | os.PathLike) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
-
-
-def safe_name(name: str) -> str:
-    """A file-system-safe form of a task name (task names become file names of per-task artifacts)."""
-    out = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
-    return out.strip(".") or "_"

@@ -11,10 +11,12 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import ParamsError
 from .io import atomic_path
+from .patches import detach_gguf_quantizer
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +25,20 @@ EMBEDDED_GGUF = {
 }
 TINY = "tiny-random"
 DTYPES = ("float32", "bfloat16")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """params.yaml section ``model``.
+
+    Attributes:
+        name_or_path: ``embedded:SmolLM2-135M-Instruct``, ``embedded:tiny-random``, a local folder
+            or a hub id.
+        dtype: weights dtype of the prepared model.
+    """
+
+    name_or_path: str = "embedded:SmolLM2-135M-Instruct"
+    dtype: str = "float32"
 
 
 def _torch_dtype(name: str):
@@ -75,10 +91,7 @@ def _load(name_or_path: str, dtype: str, seed: int):
         folder, filename = embedded_gguf(name)
         tok = AutoTokenizer.from_pretrained(folder, gguf_file=filename)
         model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=filename, dtype=_torch_dtype(dtype))
-        # A GGUF-loaded model keeps its quantizer attached, which blocks saving and training.
-        model.hf_quantizer = None
-        if hasattr(model.config, "quantization_config"):
-            del model.config.quantization_config
+        detach_gguf_quantizer(model)
         return model, tok
     tok = AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=False)
     model = AutoModelForCausalLM.from_pretrained(name_or_path, dtype=_torch_dtype(dtype), trust_remote_code=False)
@@ -105,6 +118,25 @@ def load_for_training(path: str | os.PathLike, dtype: str = "float32"):
 
     tok = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
     model = AutoModelForCausalLM.from_pretrained(path, dtype=_torch_dtype(dtype), trust_remote_code=False)
+    return model, tok
+
+
+def load_trainable(model_path: str | os.PathLike, dtype: str, train_top_layers: int | None):
+    """Model and tokenizer, with everything below the top ``train_top_layers`` layers frozen."""
+    model, tok = load_for_training(model_path, dtype)
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    if train_top_layers is not None:
+        layers = model.model.layers
+        if not 1 <= train_top_layers <= len(layers):
+            raise ParamsError(f"must be in 1..{len(layers)}", file="params.yaml", field="train_top_layers")
+        for p in model.parameters():
+            p.requires_grad_(False)
+        for layer in layers[len(layers) - train_top_layers:]:
+            for p in layer.parameters():
+                p.requires_grad_(True)
+        for p in model.model.norm.parameters():
+            p.requires_grad_(True)
     return model, tok
 
 

@@ -24,9 +24,6 @@ SCORE_SCRATCH = DATA / "scratch" / "score"
 TRAINED_EVAL = DATA / "eval" / "trained.parquet"
 
 
-def source_items(task: str) -> Path:
-    return SOURCE_ITEMS / f"{task}.parquet"
-
 
 def probe_file(task: str) -> Path:
     return PROBE_DIR / f"{task}.parquet"

@@ -3,6 +3,8 @@
     python -m supernova.profile params/superni-bbh.yaml      # then: dvc repro
 
 The result is an ordinary params.yaml change, so it shows up in ``git diff`` and ``dvc params diff``.
+params.yaml is edited in place through a round-trip YAML parser: its comments, key order and
+layout survive, and the profile's own comments come along with the keys it adds.
 """
 
 from __future__ import annotations
@@ -12,25 +14,47 @@ import sys
 from typing import Any
 
 from .errors import ParamsError
-from .io import read_yaml, write_yaml
+from .io import atomic_path, read_yaml
 
 
 def merge(base: Any, overlay: Any) -> Any:
+    """``overlay`` deep-merged into ``base`` in place where both are mappings (lists are
+    replaced); returns the merged value."""
     if isinstance(base, dict) and isinstance(overlay, dict):
-        out = dict(base)
         for k, v in overlay.items():
-            out[k] = merge(base.get(k), v) if k in base else v
-        return out
+            if k in base:
+                base[k] = merge(base[k], v)
+            else:
+                base[k] = v
+                comment = getattr(overlay, "ca", None) and overlay.ca.items.get(k)
+                if comment:  # a key the profile adds keeps the profile's comment on it
+                    base.ca.items[k] = comment
+        return base
     return overlay
 
 
+def _round_trip():
+    from ruamel.yaml import YAML
+
+    y = YAML()  # round-trip mode: comments and order are kept
+    y.preserve_quotes = True
+    y.width = 100
+    y.indent(mapping=2, sequence=4, offset=2)
+    return y
+
+
 def apply(profile: str, params: str = "params.yaml") -> dict:
-    overlay = read_yaml(profile)
-    if not isinstance(overlay, dict):
+    if not isinstance(read_yaml(profile), dict):
         raise ParamsError("a profile must be a mapping of params sections", file=profile)
-    merged = merge(read_yaml(params), overlay)
-    write_yaml(params, merged)
-    return merged
+    y = _round_trip()
+    with open(params, encoding="utf-8") as f:
+        base = y.load(f)
+    with open(profile, encoding="utf-8") as f:
+        overlay = y.load(f)
+    merged = merge(base, overlay)
+    with atomic_path(params) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        y.dump(merged, f)
+    return read_yaml(params)
 
 
 def main(argv: list[str] | None = None) -> int:

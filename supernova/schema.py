@@ -160,7 +160,3 @@ def read_table(path: str | os.PathLike, schema: pa.Schema) -> pd.DataFrame:
     if "choices" in df.columns:
         df["choices"] = df["choices"].map(lambda c: [] if c is None else list(c))
     return df
-
-
-def frame_items(df: pd.DataFrame) -> list[Item]:
-    return [Item.from_row(r) for r in df[ITEM.names].to_dict("records")]

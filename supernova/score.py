@@ -6,7 +6,8 @@ every task gets the same number of training items (subsampled or repeat-padded t
 sub-task's dev split. Utility = its pass@k minus the base model's on the same items, with a
 paired bootstrap CI. Checkpoints are scratch: only the evaluation counts are kept.
 
-``method: gradient`` is a cheap proxy (see :mod:`supernova.gradproxy`).
+``method: gradient`` is a cheap proxy (see :mod:`supernova.gradproxy`); it has no pass@k, so its
+rows hold for every k (``k = 0``).
 """
 
 from __future__ import annotations
@@ -25,7 +26,9 @@ from .errors import InputError, ParamsError
 from .evaluation import EvalConfig, paired_gain, sample_and_check
 from .generation import GenerationConfig, load_generator
 from .prompts import PromptConfig
-from .training import GRPOSettings, run_grpo
+from .training.grpo import run_grpo
+from .utility import ANY_K
+from .training.settings import GRPOSettings
 
 log = logging.getLogger(__name__)
 METHODS = ("rl", "gradient")
@@ -42,9 +45,10 @@ class ScoreConfig:
         target_size: training items per task (subsample, or repeat-pad a smaller task).
         seeds: one RL run per seed; the utility table keeps each and the mean/spread.
         k: the pass@k whose gain is the utility that mixing ranks by (every k of
-            ``evaluate.k`` is kept in the table).
+            ``evaluate.k`` is kept in the table, so score@* does not read it).
         proxy_layers: top decoder layers whose gradients the ``gradient`` proxy compares.
-        grpo: GRPO settings of every utility run (identical for all tasks: compute-matched).
+        grpo: GRPO settings of every utility run (identical for all tasks: compute-matched);
+            its seed comes from ``seeds``, so ``grpo.seed`` cannot be set.
     """
 
     tasks: tuple[str, ...] = ()
@@ -59,8 +63,9 @@ class ScoreConfig:
         if self.method not in METHODS:
             raise ParamsError(f"must be one of {METHODS}, got {self.method!r}", file="params.yaml",
                               field="score.method")
-        if not self.tasks:
-            raise ParamsError("list the source tasks to score", file="params.yaml", field="score.tasks")
+        if self.grpo.seed != GRPOSettings.seed:
+            raise ParamsError("each utility run takes its seed from score.seeds; remove this key",
+                              file="params.yaml", field="score.grpo.seed")
 
 
 def compute_matched(items: pd.DataFrame, target_size: int, seed: int) -> pd.DataFrame:
@@ -130,7 +135,7 @@ def score_task_gradient(task: str, probed: pd.DataFrame, base_model: Path, dev: 
         cos = gradient_alignment(base_model, items, dev, prompt, cfg.proxy_layers, cache_dir)
         sizes = dev.groupby("task").size()
         out.append(pd.DataFrame({
-            "source_task": task, "target_task": list(cos), "seed": seed, "k": cfg.k, "base": float("nan"),
+            "source_task": task, "target_task": list(cos), "seed": seed, "k": ANY_K, "base": float("nan"),
             "trained": float("nan"), "utility": list(cos.values()), "ci_low": float("nan"),
             "ci_high": float("nan"), "n_items": [int(sizes[t]) for t in cos], "method": "gradient",
             "seconds": time.perf_counter() - start}))

@@ -61,12 +61,15 @@ def answer_losses(model, tok, items: pd.DataFrame, prompt: PromptConfig, *, with
                   batch_size: int = 16) -> np.ndarray:
     """Mean token NLL of each item's gold completion, after its prompt (or after an empty prompt)."""
     import torch
+    from tqdm.auto import tqdm
 
-    from .training import gold_answer_batch
+    from .training.sft import gold_answer_batch
 
     rows = items.to_dict("records")
     losses = []
-    for start in range(0, len(rows), batch_size):
+    what = "gold-answer loss" if with_question else "answer-only loss (IFD)"
+    desc = f"sft-select {what} [{model.config.name_or_path}]"
+    for start in tqdm(range(0, len(rows), batch_size), desc=desc, unit="batch", leave=False):
         input_ids, mask, lab = gold_answer_batch(tok, rows[start:start + batch_size], prompt,
                                                  with_question=with_question)
         with torch.inference_mode():

@@ -6,13 +6,19 @@ from typing import Any
 
 import pandas as pd
 
+from .errors import ParamsError
+
+#: The ``k`` of utility rows that hold for every k (the gradient proxy measures no pass@k).
+ANY_K = 0
+
 
 def matrix(utility: pd.DataFrame, k: int) -> pd.DataFrame:
     """Mean over seeds of the utility at pass@k: rows (source_task, target_task, utility, ci_low,
     ci_high, spread), where spread is the standard deviation across seeds (0 for one seed)."""
-    u = utility[utility["k"] == k]
+    u = utility[(utility["k"] == k) | (utility["k"] == ANY_K)]
     if u.empty:
-        raise ValueError(f"no utility rows at k={k}")
+        raise ParamsError(f"no utility rows at pass@{k}; the scores hold k in {sorted(set(utility['k']))} "
+                          "(evaluate.k when score.method is rl)", file="params.yaml", field="score.k")
     g = u.groupby(["source_task", "target_task"], sort=True)
     out = g.agg(utility=("utility", "mean"), ci_low=("ci_low", "mean"), ci_high=("ci_high", "mean"),
                 spread=("utility", lambda s: float(s.std(ddof=0))), seeds=("seed", "nunique")).reset_index()

@@ -257,6 +257,7 @@ def scratch_project(root: Path, model: Path, ingest_section: dict) -> Path:
 
 def write_params(root: Path, ingest_section: dict) -> None:
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["data_root"] = str(FIXTURES)     # the corpus lies under it, as every named file must
     params["ingest"] = {"target_dev_size": 1, "target_test_size": 2, "max_prompt_tokens": MAX_PROMPT_TOKENS,
                         **ingest_section}
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))

@@ -90,3 +90,22 @@ def test_interventions_are_seeded_and_off_by_default():
 def test_fractions_are_validated():
     with pytest.raises(ParamsError, match="mix.interventions"):
         InterventionConfig(anti_prior=0.8, multi_hop=0.5)
+
+
+def test_every_rewritten_row_is_validated_not_only_the_first(monkeypatch):
+    """A transform that breaks one row fails, wherever the shuffle put that row."""
+    import supernova.interventions as iv
+    from supernova.errors import InputError
+
+    real = iv.TRANSFORMS["anti_prior"]
+    calls = []
+
+    def breaks_the_second(row, *args):
+        calls.append(row["uid"])
+        new = real(row, *args)
+        return {**new, "answer_type": "bogus"} if len(calls) == 2 else new
+
+    monkeypatch.setitem(iv.TRANSFORMS, "anti_prior", breaks_the_second)
+    with pytest.raises(InputError, match="answer_type"):
+        apply(mixture(), InterventionConfig(anti_prior=0.5), seed=0)
+    assert len(calls) == 2

@@ -15,6 +15,8 @@ import yaml
 from conftest import make_project
 
 pytestmark = pytest.mark.slow
+RESULTS = ["mixture.yaml", "sft_set.yaml", "metrics/eval.json", "metrics/plots/eval_passk.json",
+           "metrics/train/grpo/metrics.json", "metrics/train/grpo/plots/metrics/reward.tsv"]
 STAGES = ["prepare-model", "ingest", "probe", "baseline", "score@syllogism", "score@basic_arithmetic", "utility",
           "mix", "sft-select", "rl-train", "evaluate"]
 
@@ -64,6 +66,10 @@ def test_outputs_metrics_and_manifests(ran):
     ingested = json.loads((ran / "metrics" / "ingest.json").read_text())["targets"]
     assert ingested["computer_science"]["name_in_source"] == "computer science"
     assert ingested["math"]["dropped"] == {"fewer_than_two_choices": 1}
+
+    per_item = pd.read_parquet(ran / "data" / "eval" / "trained.parquet")
+    pass1 = (per_item["correct"] / per_item["n"]).groupby(per_item["task"]).mean()
+    assert ev["trained"]["pass@1"]["mean_over_subtasks"] == pytest.approx(pass1.mean(), abs=1e-4)   # the metric is the data's
     man = yaml.safe_load((ran / "mixture.yaml").read_text())
     assert man["strategy"] == "micro" and man["tasks"] and man["total_items"] == 4
     assert yaml.safe_load((ran / "sft_set.yaml").read_text())["size"] == 2
@@ -98,14 +104,31 @@ def test_changing_the_strategy_reruns_only_mix_and_after(ran, tmp_path):
     assert ran_stages(dvc(p, "repro").stdout) == ["mix", "sft-select"]
 
 
-def test_exp_run_and_metrics_diff(ran, tmp_path):
+def test_exp_run_and_metrics_diff_and_a_repeated_variant_comes_from_the_run_cache(ran, tmp_path):
     p = copy(ran, tmp_path / "p")
-    res = dvc(p, "exp", "run", "-S", "mix.strategy=all", "-S", "mix.total_size=6")
+    variant = ["-S", "mix.strategy=all", "-S", "mix.total_size=6"]
+    res = dvc(p, "exp", "run", *variant)
     assert "Running stage 'rl-train'" in res.stdout
     assert "Running stage 'mix'" in res.stdout and "Running stage 'score" not in res.stdout
     diff = dvc(p, "metrics", "diff", "--json").stdout
     assert "metrics/eval.json" in diff or "metrics/train" in diff
     assert yaml.safe_load((p / "mixture.yaml").read_text())["total_items"] == 6
+    variant_results = {f: (p / f).read_bytes() for f in RESULTS}
+
+    def restored(*sets: str) -> dict[str, bytes]:
+        start = time.perf_counter()
+        res = dvc(p, "exp", "run", *sets)
+        seconds = time.perf_counter() - start
+        assert ran_stages(res.stdout) == [], res.stdout
+        for stage in ("mix", "sft-select", "rl-train", "evaluate"):
+            assert f"Stage '{stage}' is cached - skipping run, checking out outputs" in res.stdout, res.stdout
+        print(f"dvc exp run {' '.join(sets) or '(committed params)'}: restored from the run-cache in {seconds:.1f} s")
+        return {f: (p / f).read_bytes() for f in RESULTS}
+
+    # the committed params and then the variant again: both ran before, so nothing is recomputed
+    subprocess.run(["git", "checkout", "HEAD", "--", "params.yaml"], cwd=p, check=True)
+    assert restored() == {f: (ran / f).read_bytes() for f in RESULTS}
+    assert restored(*variant) == variant_results
 
 
 def test_rl_train_resumes_after_sigkill(ran, tmp_path):
@@ -117,7 +140,8 @@ def test_rl_train_resumes_after_sigkill(ran, tmp_path):
     proc = subprocess.Popen(["dvc", "repro", "rl-train"], cwd=p, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             start_new_session=True)
     deadline = time.time() + 240
-    while time.time() < deadline and not list(scratch.glob("checkpoint-[3-9]*")):
+    # kill once a checkpoint of step >= 3 is complete (the trainer writes trainer_state.json last)
+    while time.time() < deadline and not list(scratch.glob("checkpoint-[3-9]*/trainer_state.json")):
         time.sleep(0.5)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()

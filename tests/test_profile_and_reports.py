@@ -20,6 +20,16 @@ def test_apply_writes_params(tmp_path):
     assert yaml.safe_load(params.read_text()) == {"mix": {"strategy": "micro", "k": 2}}
 
 
+def test_apply_keeps_the_comments_of_params_and_profile(tmp_path):
+    params, prof = tmp_path / "params.yaml", tmp_path / "p.yaml"
+    params.write_text("# the default\nmix:\n  strategy: micro   # micro | macro\n  k: 1\n")
+    prof.write_text("mix:\n  k: 2\n  seed: 3        # a new key, explained\n")
+    apply(str(prof), str(params))
+    text = params.read_text()
+    assert "# the default" in text and "# micro | macro" in text and "# a new key, explained" in text
+    assert yaml.safe_load(text) == {"mix": {"strategy": "micro", "k": 2, "seed": 3}}
+
+
 def eval_json(base, trained):
     def entry(v):
         return {"value": v, "ci_low": v - 0.1, "ci_high": v + 0.1}

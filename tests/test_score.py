@@ -53,3 +53,17 @@ def test_gradient_proxy_is_a_cosine_and_self_alignment_is_one(tiny_model):
     assert set(cos) == {"syllogism", "basic_arithmetic"}
     assert cos["syllogism"] == pytest.approx(1.0, abs=1e-4)
     assert -1 <= cos["basic_arithmetic"] < cos["syllogism"]
+
+
+def test_gradient_rows_hold_at_every_k_and_a_missing_k_names_score_k():
+    import pandas as pd
+    import pytest
+
+    from supernova.errors import ParamsError
+    from supernova.utility import ANY_K, matrix
+
+    rows = pd.DataFrame({"source_task": ["s", "s"], "target_task": ["a", "b"], "seed": 0, "k": ANY_K,
+                         "utility": [0.1, -0.2], "ci_low": float("nan"), "ci_high": float("nan")})
+    assert matrix(rows, 4)["utility"].tolist() == [0.1, -0.2]
+    with pytest.raises(ParamsError, match=r"field score.k: no utility rows at pass@4; the scores hold k in \[1, 2\]"):
+        matrix(rows.assign(k=[1, 2]), 4)

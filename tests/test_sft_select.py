@@ -50,14 +50,20 @@ def test_highest_score_first_within_a_group():
     assert round_robin(c, c["g"], 4, 1)["uid"].tolist() == ["b", "d"]
 
 
-def test_loss_is_higher_for_a_wrong_gold_answer(tiny):
-    model, tok = tiny
-    df = probed().head(4)
-    wrong = df.copy()
-    wrong["answer"] = "this is not the answer at all"
-    wrong["answer_type"] = "exact"
-    assert answer_losses(model, tok, df, PromptConfig(), with_question=True).shape == (4,)
-    assert np.isfinite(answer_losses(model, tok, wrong, PromptConfig(), with_question=False)).all()
+def test_loss_is_higher_for_a_wrong_gold_answer(smol_model):
+    """The real model: a wrong gold answer costs more than the right one, and the question makes
+    the right answer cheaper (the IFD ratio's numerator below its denominator)."""
+    from supernova.schema import Item
+
+    model, tok = load_for_training(smol_model)
+    model.eval()
+    right = items_frame([Item("s", "add", "arithmetic", f"What is {a} + {b}?", str(a + b), [], "numeric")
+                         for a, b in ((2, 2), (3, 4), (10, 5), (6, 1))])
+    wrong = right.assign(answer=[str(int(x) + 3) for x in right["answer"]])
+    with_q = answer_losses(model, tok, right, PromptConfig(), with_question=True)
+    assert with_q.shape == (4,)
+    assert (answer_losses(model, tok, wrong, PromptConfig(), with_question=True) > with_q).all()
+    assert (answer_losses(model, tok, right, PromptConfig(), with_question=False) > with_q).all()
 
 
 def test_clusters_and_empty_band(tiny):

@@ -1,0 +1,91 @@
+"""GRPO (TRL ``GRPOTrainer``), shared by the utility runs (score@*) and rl-train.
+
+The reward is :func:`supernova.answer.reward` — the same checker that probe and evaluate use —
+plus an optional length penalty (off by default). Rollouts go through TRL's colocated vLLM engine
+when ``use_vllm``; the library patches this needs live in :mod:`supernova.patches`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ..answer import reward as answer_reward
+from ..generation import GenerationConfig, cuda_available, vllm_environment
+from ..model import load_trainable
+from ..patches import colocated_vllm, compact_lm_head_on_cpu
+from ..prompts import PromptConfig, messages
+from .resume import live_callbacks, resume_checkpoint, save_final
+from .settings import GRPOSettings
+
+
+def grpo_dataset(items: pd.DataFrame, prompt: PromptConfig):
+    from datasets import Dataset
+
+    rows = items.to_dict("records")
+    return Dataset.from_list([{"prompt": messages(r, prompt), "answer": r["answer"], "answer_type": r["answer_type"],
+                               "choices": list(r["choices"]), "meta": r["meta"]} for r in rows])
+
+
+def length_penalty_reward(coef: float, target: int):
+    def length_penalty(completions: list, **_: Any) -> list[float]:
+        texts = [c[-1]["content"] if isinstance(c, list) else c for c in completions]
+        return [-coef * abs(len(t.split()) - target) for t in texts]
+    return length_penalty
+
+
+def trl_vllm(gen: GenerationConfig):
+    """TRL's colocated vLLM engine following ``gen`` (see :func:`supernova.patches.colocated_vllm`)."""
+    vllm_environment(gen)
+    return colocated_vllm(dtype=gen.dtype, enforce_eager=gen.enforce_eager,
+                          kv_cache_bytes=int(gen.kv_cache_gib * (1 << 30)), sync_by_reload=not cuda_available())
+
+
+def run_grpo(model_path: str | os.PathLike, items: pd.DataFrame, cfg: GRPOSettings, prompt: PromptConfig,
+             out_dir: str | os.PathLike, *, scratch_dir: str | os.PathLike, live_dir: str | None = None,
+             gen: GenerationConfig = GenerationConfig(), callbacks: list | None = None) -> dict[str, Any]:
+    """Train with GRPO from ``model_path`` on ``items``; save the final model to ``out_dir``.
+
+    ``gen`` configures the colocated vLLM engine when ``cfg.use_vllm``. Returns the last logged
+    training metrics (mean reward etc.).
+    """
+    from trl import GRPOConfig, GRPOTrainer
+
+    scratch = Path(scratch_dir)
+    checkpoint = resume_checkpoint(scratch, "GRPO", cfg, prompt, items, model_path)
+    model, tok = load_trainable(model_path, cfg.dtype, None if cfg.lora else cfg.train_top_layers)
+    peft_config = None
+    if cfg.lora:
+        from peft import LoraConfig
+
+        peft_config = LoraConfig(r=cfg.lora_r, lora_alpha=2 * cfg.lora_r, target_modules="all-linear",
+                                 task_type="CAUSAL_LM")
+    rewards = [answer_reward]
+    if cfg.length_penalty > 0:
+        rewards.append(length_penalty_reward(cfg.length_penalty, cfg.length_target))
+    args = GRPOConfig(
+        output_dir=str(scratch), max_steps=cfg.max_steps,
+        per_device_train_batch_size=cfg.prompts_per_step * cfg.num_generations,
+        gradient_accumulation_steps=1, num_generations=cfg.num_generations, learning_rate=cfg.learning_rate,
+        max_completion_length=cfg.max_completion_length, temperature=cfg.temperature, beta=cfg.beta,
+        epsilon=cfg.epsilon, epsilon_high=cfg.epsilon_high, loss_type=cfg.loss_type,
+        logging_steps=1, save_strategy="steps" if cfg.save_steps else "no", save_steps=max(1, cfg.save_steps),
+        save_total_limit=1, seed=cfg.seed, data_seed=cfg.seed, use_cpu=not cuda_available(),
+        bf16=cfg.mixed_precision == "bf16", gradient_checkpointing=False, report_to="none", disable_tqdm=False,
+        use_vllm=cfg.use_vllm, vllm_mode="colocate", vllm_max_model_length=gen.max_model_len,
+        vllm_importance_sampling_correction=cfg.vllm_is_correction, shuffle_dataset=True,
+    )
+    with trl_vllm(gen) if cfg.use_vllm else contextlib.nullcontext(), compact_lm_head_on_cpu():
+        trainer = GRPOTrainer(model=model, reward_funcs=rewards, args=args,
+                              train_dataset=grpo_dataset(items, prompt), processing_class=tok,
+                              peft_config=peft_config,
+                              callbacks=live_callbacks(scratch, live_dir, resume=bool(checkpoint))
+                              + list(callbacks or []))
+        trainer.train(resume_from_checkpoint=checkpoint)
+    save_final(trainer, tok, out_dir, merge_lora=cfg.lora, scratch=scratch, live_dir=live_dir)
+    logs = [h for h in trainer.state.log_history if "reward" in h]
+    return logs[-1] if logs else {}

@@ -1,0 +1,118 @@
+"""Checkpoints, resume and the end of a run.
+
+A GRPO run keeps its trainer output in a scratch folder, tagged with a fingerprint of everything
+that determines the run (settings, prompt, items, the start model's bytes); a rerun with the same
+fingerprint resumes from the last complete checkpoint, a rerun with a different one discards the
+old checkpoints (and says so) and starts over. SFT runs are a few steps long and keep no
+checkpoints: an interrupted SFT run starts over. A finished run saves its model atomically,
+publishes its DVCLive curves and removes the scratch folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ..io import atomic_path, file_sha256
+from ..prompts import PromptConfig
+
+log = logging.getLogger(__name__)
+
+
+def fingerprint(*parts: Any) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def model_digest(path: str | os.PathLike) -> str:
+    """Content hash of a model folder's weights and config: a run resumes only from checkpoints
+    of the same start model, whatever folder it sits in."""
+    files = sorted(Path(path).glob("*.safetensors")) + [Path(path) / "config.json"]
+    return fingerprint([file_sha256(f) for f in files if f.exists()])
+
+
+def run_fingerprint(cfg: Any, prompt: PromptConfig, items: pd.DataFrame, model_path: str | os.PathLike) -> str:
+    """What determines a training run: its settings, the prompt, the items and the start model's bytes."""
+    return fingerprint(asdict(cfg), asdict(prompt), sorted(items["uid"]), model_digest(model_path))
+
+
+def fresh_scratch(scratch: Path, fp: str = "") -> None:
+    """An empty ``scratch`` tagged with ``fp``; checkpoints found there are discarded with a log line."""
+    if scratch.exists():
+        old = sorted(p.name for p in scratch.glob("checkpoint-*"))
+        if old:
+            log.info("discarding checkpoints %s in %s: they belong to a run with other settings, items or "
+                     "start model", ", ".join(old), scratch)
+        shutil.rmtree(scratch)
+    scratch.mkdir(parents=True)
+    (scratch / "fingerprint").write_text(fp)
+
+
+def resume_checkpoint(scratch: Path, what: str, cfg: Any, prompt: PromptConfig, items: pd.DataFrame,
+                      model_path: str | os.PathLike) -> str | None:
+    """The checkpoint to resume ``what`` from: the last complete one in ``scratch`` if it was
+    written by a run with the same settings, items and start model's bytes, else None."""
+    fp = run_fingerprint(cfg, prompt, items, model_path)
+    tag = scratch / "fingerprint"
+    if tag.exists() and tag.read_text().strip() == fp:
+        checkpoint = last_checkpoint(scratch)
+    else:
+        fresh_scratch(scratch, fp)
+        checkpoint = None
+    if checkpoint:
+        log.info("resuming %s from %s", what, checkpoint)
+    return checkpoint
+
+
+def last_checkpoint(scratch: Path) -> str | None:
+    """The newest complete checkpoint in ``scratch``. The trainer writes ``trainer_state.json``
+    last, so a checkpoint without a readable one was cut off mid-save (a kill): it is removed."""
+    found = sorted(scratch.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]), reverse=True)
+    for ckpt in found:
+        try:
+            json.loads((ckpt / "trainer_state.json").read_text())
+            return str(ckpt)
+        except (OSError, ValueError):
+            log.info("discarding incomplete checkpoint %s", ckpt)
+            shutil.rmtree(ckpt)
+    return None
+
+
+def live_callbacks(scratch: Path, live_dir: str | None, resume: bool) -> list:
+    """DVCLive logging (TRL's DVCLive integration) into the run's scratch folder, so a resumed run
+    finds its earlier curves there; none without a ``live_dir`` to publish them to."""
+    if not live_dir:
+        return []
+    from ..patches import resumable_dvclive_callback
+
+    return [resumable_dvclive_callback(scratch / "live", resume)]
+
+
+def _publish_curves(live: Path, live_dir: str | None) -> None:
+    """Copy the run's DVCLive curves and last metrics from the scratch folder to ``live_dir``."""
+    if not live_dir:
+        return
+    with atomic_path(Path(live_dir) / "plots", is_dir=True) as tmp:
+        shutil.copytree(live / "plots", tmp, dirs_exist_ok=True)
+    with atomic_path(Path(live_dir) / "metrics.json") as tmp:
+        shutil.copy2(live / "metrics.json", tmp)
+
+
+def save_final(trainer, tok, out_dir: str | os.PathLike, merge_lora: bool, scratch: Path,
+               live_dir: str | None) -> None:
+    """Save the final model and publish the training curves atomically, then drop the run's
+    checkpoints: they exist only to resume an interrupted run, and a finished run must not be
+    "resumed" by a later one."""
+    model = trainer.model.merge_and_unload() if merge_lora else trainer.model
+    with atomic_path(out_dir, is_dir=True) as tmp:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tok.save_pretrained(tmp)
+    _publish_curves(scratch / "live", live_dir)
+    shutil.rmtree(scratch, ignore_errors=True)
