@@ -1,13 +1,16 @@
-"""Seconds per GRPO step: plain TRL settings vs the pipeline's fastest option, side by side.
+"""Seconds per GRPO step: plain TRL settings vs the pipeline's settings, side by side, at each
+training precision (``--precisions``: the same precision on both sides, and each at its best).
 
 Workload: SmolLM2-135M-Instruct, 4 prompts x 4 generations per step, at most 32 completion
 tokens, reward = the shared answer checker on reasoning-gym multiple-choice items. Each variant
 trains `--steps` steps in its own process (vLLM must own its process); the first step is a
-warm-up, the median of the others is reported, then the ratio.
+warm-up, the median of the others is reported, then the ratios. The machine (CPU capability,
+bf16 flags, cores) and what ``mixed_precision: auto`` resolves to on it are printed first.
 
     python bench/train_step.py [--model data/models/base] [--steps 6] [--set lora=true ...]
 
-``--set key=value`` overrides a field of rl_train.grpo for the pipeline variant (YAML values).
+``--set key=value`` overrides a field of rl_train.grpo for the pipeline variant (YAML values);
+``mixed_precision`` comes from ``--precisions``.
 """
 
 from __future__ import annotations
@@ -58,9 +61,9 @@ class StepTimer:
         self.callback = _CB()
 
 
-def plain(model: Path, steps: int, out: Path) -> list[float]:
+def plain(model: Path, steps: int, out: Path, precision: str = "no") -> list[float]:
     """TRL's GRPOTrainer with its defaults (gradient checkpointing, HF generate, the chat
-    template's default system prompt); only what a CPU requires is changed (bf16 off)."""
+    template's default system prompt) on the CPU, at ``precision`` (``bf16``: TRL's bf16 flag)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import GRPOConfig, GRPOTrainer
 
@@ -70,7 +73,7 @@ def plain(model: Path, steps: int, out: Path) -> list[float]:
 
     timer = StepTimer()
     args = GRPOConfig(output_dir=str(out), max_steps=steps, per_device_train_batch_size=PROMPTS * GENERATIONS,
-                      num_generations=GENERATIONS, max_completion_length=COMPLETION, use_cpu=True, bf16=False,
+                      num_generations=GENERATIONS, max_completion_length=COMPLETION, use_cpu=True, bf16=precision == "bf16",
                       report_to="none", save_strategy="no", logging_steps=1, seed=0)
     trainer = GRPOTrainer(model=AutoModelForCausalLM.from_pretrained(model), reward_funcs=[reward], args=args,
                           train_dataset=grpo_dataset(items(), PromptConfig(system=None)),
@@ -86,6 +89,7 @@ def pipeline(model: Path, steps: int, out: Path, overrides: dict | None = None) 
 
     from supernova.config import from_section, load_params
     from supernova.generation import GenerationConfig
+    from supernova.hardware import ComputeConfig
     from supernova.prompts import PromptConfig
     from supernova.rl_train import RLTrainConfig
     from supernova.training import run_grpo
@@ -97,14 +101,26 @@ def pipeline(model: Path, steps: int, out: Path, overrides: dict | None = None) 
     timer = StepTimer()
     run_grpo(model, items(), cfg, from_section(PromptConfig, params, "prompt"), out / "model",
              scratch_dir=out / "scratch", gen=from_section(GenerationConfig, params, "generation"),
+             compute=from_section(ComputeConfig, params, "compute"),
              callbacks=[timer.callback])
     return timer.times
 
 
 def child(variant: str, model: Path, steps: int, overrides: dict) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        times = plain(model, steps, Path(tmp)) if variant == "plain" else pipeline(model, steps, Path(tmp), overrides)
+        times = (plain(model, steps, Path(tmp), overrides.get("mixed_precision", "no")) if variant == "plain"
+                 else pipeline(model, steps, Path(tmp), overrides))
     print("STEP_TIMES " + json.dumps(times))
+
+
+def run_variant(variant: str, model: Path, steps: int, sets: list[str]) -> list[float]:
+    proc = subprocess.run([sys.executable, __file__, "--variant", variant, "--model", str(model),
+                           "--steps", str(steps), *sum((["--set", kv] for kv in sets), [])],
+                          capture_output=True, text=True)
+    line = [x for x in proc.stdout.splitlines() if x.startswith("STEP_TIMES ")]
+    if proc.returncode or not line:
+        sys.exit(f"{variant} {sets} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(line[-1].split(" ", 1)[1])[1:]  # drop the warm-up step
 
 
 def main() -> None:
@@ -113,6 +129,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=6)
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="override a rl_train.grpo field for the pipeline variant")
+    ap.add_argument("--precisions", default="no,bf16", help="precisions to compare (comma-separated)")
     ap.add_argument("--pipeline-only", action="store_true", help="skip the plain TRL baseline")
     ap.add_argument("--variant", choices=["plain", "pipeline"], help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -124,27 +141,36 @@ def main() -> None:
         from supernova.model import prepare_base_model
 
         model = prepare_base_model("embedded:SmolLM2-135M-Instruct", Path(tempfile.mkdtemp()) / "smol")
+    import torch
+
+    from supernova.hardware import detect, resolve_precision
+
+    hw = detect()
+    print(f"machine: {'GPU ' + str(hw.gpu) if hw.device == 'cuda' else 'CPU'}; torch CPU capability "
+          f"{hw.cpu_capability}; bf16 CPU flags: {', '.join(hw.cpu_flags) or 'none'}; {hw.cores} cores; "
+          f"torch {torch.__version__}")
+    print(f"workload: {PROMPTS} prompts x {GENERATIONS} generations, <= {COMPLETION} completion tokens, "
+          f"{args.steps} steps (first dropped); mixed_precision: auto resolves to {resolve_precision('auto')} here")
     results = {}
-    for variant in ("pipeline", "plain") if not args.pipeline_only else ("pipeline",):
-        proc = subprocess.run([sys.executable, __file__, "--variant", variant, "--model", str(model),
-                               "--steps", str(args.steps), *sum((["--set", kv] for kv in args.set), [])],
-                              capture_output=True, text=True)
-        line = [x for x in proc.stdout.splitlines() if x.startswith("STEP_TIMES ")]
-        if proc.returncode or not line:
-            sys.exit(f"{variant} failed:\n{proc.stderr[-3000:]}")
-        results[variant] = json.loads(line[-1].split(" ", 1)[1])[1:]  # drop the warm-up step
+    for precision in args.precisions.split(","):
+        sets = [f"mixed_precision={precision}", *args.set]
+        results["pipeline", precision] = run_variant("pipeline", model, args.steps, sets)
+        if not args.pipeline_only:
+            results["plain", precision] = run_variant("plain", model, args.steps, [f"mixed_precision={precision}"])
+        for variant in ("pipeline", "plain"):
+            if (variant, precision) in results:
+                t = results[variant, precision]
+                print(f"  {variant:8s} mixed_precision={precision:4s} {statistics.median(t):6.2f} s/step   "
+                      f"steps: {', '.join(f'{x:.1f}' for x in t)}", flush=True)
     med = {k: statistics.median(v) for k, v in results.items()}
     if args.pipeline_only:
-        print(f"pipeline {args.set}: {med['pipeline']:.2f} s/step  steps: {results['pipeline']}")
         return
-    print(f"workload: {PROMPTS} prompts x {GENERATIONS} generations, <= {COMPLETION} completion tokens, "
-          f"{args.steps} steps (first dropped)")
-    print(f"plain TRL (fp32, gradient checkpointing, HF generate): {med['plain']:.1f} s/step   "
-          f"steps: {', '.join(f'{t:.1f}' for t in results['plain'])}")
-    label = "pipeline (params.yaml rl_train.grpo" + "".join(f", {kv}" for kv in args.set) + ")"
-    print(f"{label + ':':54s} {med['pipeline']:.1f} s/step   "
-          f"steps: {', '.join(f'{t:.1f}' for t in results['pipeline'])}")
-    print(f"ratio: {med['plain'] / med['pipeline']:.2f}x faster (goal: <= 10 s/step)")
+    for precision in args.precisions.split(","):
+        print(f"same precision ({precision}): plain TRL / pipeline = "
+              f"{med['plain', precision] / med['pipeline', precision]:.2f}x faster")
+    best = {v: min((p for (w, p) in med if w == v), key=lambda p: med[v, p]) for v in ("pipeline", "plain")}
+    print(f"best precision on this machine: plain TRL ({best['plain']}) / pipeline ({best['pipeline']}) = "
+          f"{med['plain', best['plain']] / med['pipeline', best['pipeline']]:.2f}x faster")
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from supernova import paths, stage
 from supernova.config import from_section
 from supernova.evaluation import EvalConfig
 from supernova.generation import GenerationConfig
+from supernova.hardware import ComputeConfig
 from supernova.prompts import PromptConfig
 from supernova.schema import EVAL, ITEM, PROBE, UTILITY, read_table, write_table
 from supernova.score import ScoreConfig, score_task_gradient, score_task_rl
@@ -24,12 +25,12 @@ def main(params: dict) -> None:
     probed = read_table(paths.probe_file(task), PROBE)
     dev = read_table(paths.TARGET_DEV, ITEM)
     if cfg.method == "rl":
-        rows = score_task_rl(task, probed, paths.BASE_MODEL, dev, read_table(paths.BASELINE_DEV, EVAL), cfg, ev,
-                             prompt, from_section(GenerationConfig, params, "generation"),
-                             paths.SCORE_SCRATCH / task)
+        rows, resolved = score_task_rl(task, probed, paths.BASE_MODEL, dev, read_table(paths.BASELINE_DEV, EVAL),
+                                       cfg, ev, prompt, from_section(GenerationConfig, params, "generation"),
+                                       paths.SCORE_SCRATCH / task, from_section(ComputeConfig, params, "compute"))
     else:
-        rows = score_task_gradient(task, probed, paths.BASE_MODEL, dev, cfg, prompt, paths.SCORE_SCRATCH)
-    write_table(paths.score_file(task), rows, UTILITY)
+        rows, resolved = score_task_gradient(task, probed, paths.BASE_MODEL, dev, cfg, prompt, paths.SCORE_SCRATCH)
+    write_table(paths.score_file(task), rows, UTILITY, meta={"compute": resolved})
 
 
 if __name__ == "__main__":

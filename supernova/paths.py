@@ -19,6 +19,8 @@ MIXTURE_MANIFEST = Path("mixture.yaml")
 SFT_SET = DATA / "sft" / "sft.parquet"
 SFT_MANIFEST = Path("sft_set.yaml")
 TRAINED_MODEL = DATA / "models" / "trained"
+#: inside the trained model's folder: the precision and engines rl-train resolved on its machine
+COMPUTE_RECORD = "compute.json"
 TRAIN_SCRATCH = DATA / "scratch" / "rl-train"
 SCORE_SCRATCH = DATA / "scratch" / "score"
 TRAINED_EVAL = DATA / "eval" / "trained.parquet"

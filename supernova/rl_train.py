@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from . import paths
 from .config import from_section
 from .generation import GenerationConfig
+from .hardware import ComputeConfig, record
+from .io import write_json
 from .prompts import PromptConfig
 from .schema import ITEM, SFT, read_table
 from .training.grpo import run_grpo
@@ -39,12 +41,16 @@ def rl_train(params: dict) -> None:
     cfg = from_section(RLTrainConfig, params, "rl_train")
     prompt = from_section(PromptConfig, params, "prompt")
     gen = from_section(GenerationConfig, params, "generation")
-    start = paths.BASE_MODEL
+    compute = from_section(ComputeConfig, params, "compute")
+    start, resolved = paths.BASE_MODEL, {}
     if cfg.sft.enabled:
         sft_model = paths.TRAIN_SCRATCH / "sft-model"
-        run_sft(start, read_table(paths.SFT_SET, SFT), cfg.sft, prompt, sft_model,
-                scratch_dir=paths.TRAIN_SCRATCH / "sft", live_dir=str(paths.METRICS / "train" / "sft"))
+        resolved["sft"] = run_sft(start, read_table(paths.SFT_SET, SFT), cfg.sft, prompt, sft_model,
+                                  scratch_dir=paths.TRAIN_SCRATCH / "sft",
+                                  live_dir=str(paths.METRICS / "train" / "sft"))["compute"]
         start = sft_model
-    run_grpo(start, read_table(paths.MIXTURE, ITEM), cfg.grpo, prompt, paths.TRAINED_MODEL,
-             scratch_dir=paths.TRAIN_SCRATCH / "grpo", live_dir=str(paths.METRICS / "train" / "grpo"), gen=gen)
+    resolved["grpo"] = run_grpo(start, read_table(paths.MIXTURE, ITEM), cfg.grpo, prompt, paths.TRAINED_MODEL,
+                                scratch_dir=paths.TRAIN_SCRATCH / "grpo", live_dir=str(paths.METRICS / "train" / "grpo"),
+                                gen=gen, compute=compute)["compute"]
+    write_json(paths.TRAINED_MODEL / paths.COMPUTE_RECORD, record(**resolved))
     shutil.rmtree(paths.TRAIN_SCRATCH, ignore_errors=True)  # the SFT model was only the GRPO start

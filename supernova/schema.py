@@ -141,11 +141,24 @@ def conform(df: pd.DataFrame, schema: pa.Schema, *, name: str = "artifact") -> p
                                 preserve_index=False)
 
 
-def write_table(path: str | os.PathLike, df: pd.DataFrame, schema: pa.Schema) -> None:
-    """Write ``df`` as Parquet with exactly ``schema``'s columns, atomically."""
+META_KEY = b"supernova"
+
+
+def write_table(path: str | os.PathLike, df: pd.DataFrame, schema: pa.Schema, meta: dict | None = None) -> None:
+    """Write ``df`` as Parquet with exactly ``schema``'s columns, atomically; ``meta`` (e.g. the
+    settings a stage resolved on its machine) goes into the file's key-value metadata."""
     table = conform(df, schema, name=str(path))
+    if meta is not None:
+        table = table.replace_schema_metadata({**(table.schema.metadata or {}),
+                                               META_KEY: json.dumps(meta, sort_keys=True).encode()})
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp)
+
+
+def read_meta(path: str | os.PathLike) -> dict:
+    """The ``meta`` a Parquet artifact was written with ({} if none)."""
+    raw = (pq.read_schema(path).metadata or {}).get(META_KEY)
+    return json.loads(raw) if raw else {}
 
 
 def read_table(path: str | os.PathLike, schema: pa.Schema) -> pd.DataFrame:

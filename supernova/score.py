@@ -25,6 +25,7 @@ import pandas as pd
 from .errors import InputError, ParamsError
 from .evaluation import EvalConfig, paired_gain, sample_and_check
 from .generation import GenerationConfig, load_generator
+from .hardware import ComputeConfig, record
 from .prompts import PromptConfig
 from .training.grpo import run_grpo
 from .utility import ANY_K
@@ -103,40 +104,44 @@ def utility_rows(base: pd.DataFrame, trained: pd.DataFrame, task: str, seed: int
 
 def score_task_rl(task: str, probed: pd.DataFrame, base_model: Path, dev: pd.DataFrame, base_dev: pd.DataFrame,
                   cfg: ScoreConfig, ev: EvalConfig, prompt: PromptConfig, gen_cfg: GenerationConfig,
-                  scratch: Path) -> pd.DataFrame:
-    """Utility rows of ``task`` from one compute-matched GRPO run per seed."""
+                  scratch: Path, compute: ComputeConfig = ComputeConfig()) -> tuple[pd.DataFrame, dict]:
+    """Utility rows of ``task`` from one compute-matched GRPO run per seed, and the precision and
+    backends the runs resolved (:func:`supernova.hardware.record`)."""
     out = []
     for seed in cfg.seeds:
         start = time.perf_counter()
         items = training_items(probed, task, cfg.target_size, seed)
         settings = dataclasses.replace(cfg.grpo, seed=seed)
         ckpt = scratch / f"seed{seed}" / "model"
-        run_grpo(base_model, items, settings, prompt, ckpt, scratch_dir=scratch / f"seed{seed}" / "run", gen=gen_cfg)
-        gen = load_generator(ckpt, gen_cfg, seed=ev.seed)
+        trained = run_grpo(base_model, items, settings, prompt, ckpt, scratch_dir=scratch / f"seed{seed}" / "run",
+                           gen=gen_cfg, compute=compute)
+        gen = load_generator(ckpt, gen_cfg, compute, seed=ev.seed)
+        resolved = record(training=trained["compute"], evaluation=gen.settings)
         try:
             res = sample_and_check(gen, dev, prompt, ev.sampling, model=f"score:{task}", desc=f"score {task}")
         finally:
             gen.close()
         out.append(utility_rows(base_dev, res, task, seed, ev, time.perf_counter() - start))
         shutil.rmtree(scratch / f"seed{seed}", ignore_errors=True)
-    return pd.concat(out, ignore_index=True)
+    return pd.concat(out, ignore_index=True), resolved
 
 
 def score_task_gradient(task: str, probed: pd.DataFrame, base_model: Path, dev: pd.DataFrame, cfg: ScoreConfig,
-                        prompt: PromptConfig, cache_dir: Path | None = None) -> pd.DataFrame:
-    """Utility rows of ``task`` from the gradient-alignment proxy (one per seed's item sample);
-    target gradients are shared through ``cache_dir``."""
-    from .gradproxy import gradient_alignment
+                        prompt: PromptConfig, cache_dir: Path | None = None) -> tuple[pd.DataFrame, dict]:
+    """Utility rows of ``task`` from the gradient-alignment proxy (one per seed's item sample)
+    and the precision it computed in; target gradients are shared through ``cache_dir``."""
+    from .gradproxy import gradient_alignment, proxy_precision
 
     out = []
     for seed in cfg.seeds:
         start = time.perf_counter()
         items = training_items(probed, task, cfg.target_size, seed)
-        cos = gradient_alignment(base_model, items, dev, prompt, cfg.proxy_layers, cache_dir)
+        cos = gradient_alignment(base_model, items, dev, prompt, cfg.proxy_layers, cache_dir,
+                                 precision=cfg.grpo.mixed_precision)
         sizes = dev.groupby("task").size()
         out.append(pd.DataFrame({
             "source_task": task, "target_task": list(cos), "seed": seed, "k": ANY_K, "base": float("nan"),
             "trained": float("nan"), "utility": list(cos.values()), "ci_low": float("nan"),
             "ci_high": float("nan"), "n_items": [int(sizes[t]) for t in cos], "method": "gradient",
             "seconds": time.perf_counter() - start}))
-    return pd.concat(out, ignore_index=True)
+    return pd.concat(out, ignore_index=True), record(proxy={"mixed_precision": proxy_precision(cfg.grpo.mixed_precision)})

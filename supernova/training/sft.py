@@ -10,6 +10,7 @@ from typing import Any
 import pandas as pd
 
 from ..generation import cuda_available
+from ..hardware import log_resolved, resolve_precision
 from ..model import load_trainable
 from ..prompts import PromptConfig, gold_completion, messages
 from .resume import fresh_scratch, live_callbacks, save_final
@@ -49,18 +50,21 @@ def sft_dataset(items: pd.DataFrame, prompt: PromptConfig):
 def run_sft(model_path: str | os.PathLike, items: pd.DataFrame, cfg: SFTSettings, prompt: PromptConfig,
             out_dir: str | os.PathLike, *, scratch_dir: str | os.PathLike, live_dir: str | None = None) -> dict[str, Any]:
     """Supervised fine-tuning on the gold answer lines; save the final model to ``out_dir``.
+    Returns the last logged metrics and, under ``"compute"``, the precision the run resolved.
 
     SFT runs are short and keep no checkpoints (``save_strategy="no"``): an interrupted run
     starts over; ``scratch_dir`` holds the trainer output and the curves until the end."""
     from trl import SFTConfig, SFTTrainer
 
+    precision = resolve_precision(cfg.mixed_precision)
+    log_resolved(f"SFT ({Path(model_path).name})", mixed_precision=precision)
     scratch = Path(scratch_dir)
     fresh_scratch(scratch)
     model, tok = load_trainable(model_path, cfg.dtype, cfg.train_top_layers)
     args = SFTConfig(
         output_dir=str(scratch), max_steps=cfg.max_steps, per_device_train_batch_size=cfg.batch_size,
         learning_rate=cfg.learning_rate, logging_steps=1, save_strategy="no", seed=cfg.seed, data_seed=cfg.seed,
-        use_cpu=not cuda_available(), bf16=cfg.mixed_precision == "bf16", gradient_checkpointing=False,
+        use_cpu=not cuda_available(), bf16=precision == "bf16", gradient_checkpointing=False,
         report_to="none",
         completion_only_loss=True, max_length=1024,
     )
@@ -69,4 +73,4 @@ def run_sft(model_path: str | os.PathLike, items: pd.DataFrame, cfg: SFTSettings
     trainer.train()
     save_final(trainer, tok, out_dir, merge_lora=False, scratch=scratch, live_dir=live_dir)
     logs = [h for h in trainer.state.log_history if "loss" in h]
-    return logs[-1] if logs else {}
+    return {**(logs[-1] if logs else {}), "compute": {"mixed_precision": precision}}

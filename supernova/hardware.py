@@ -1,0 +1,250 @@
+"""The machine a stage runs on, and the settings that follow from it.
+
+Two kinds of settings:
+
+* **Result settings** change what a stage computes, so they are params the stages declare in
+  ``dvc.yaml``: ``generation.dtype``, ``generation.backend`` and every ``mixed_precision``. Their
+  ``auto`` value is resolved here from the hardware (:func:`resolve_dtype`,
+  :func:`resolve_precision`, :func:`resolve_backend`), logged once per stage, and the resolved
+  value is recorded in what the stage writes (:func:`record`), so numbers from two machines can
+  be told apart. An explicit value always wins.
+* **Execution settings** (:class:`ComputeConfig`, params.yaml section ``compute``) change only
+  how fast a stage runs and how much memory it takes: threads, KV-cache size, GPU memory
+  fraction, CUDA graphs, the vLLM block size. No stage declares them, so changing them, or moving
+  to another machine, never invalidates a cached result.
+
+bf16 is chosen only where it is computed natively *and* measured faster (``bench/``):
+
+=========================================  ===================  ========================
+hardware                                   generation dtype     training mixed precision
+=========================================  ===================  ========================
+CUDA device with bf16 support              bfloat16             bf16
+CUDA device without bf16                   float32              no
+CPU with AMX-BF16 (torch at AVX512)        bfloat16             bf16
+CPU with AVX512_BF16, no AMX               float32              bf16
+any other CPU (AVX2 and older, ARM, ...)   float32              no
+=========================================  ===================  ========================
+
+On an AVX512_BF16 CPU without AMX, vLLM samples 0.8x as fast in bf16 as in fp32 while a
+training step under bf16 autocast is faster than in fp32 (``bench/generation.py``,
+``bench/train_step.py``); on an AVX2-only CPU a bf16 matmul is 10-60x slower than fp32, and fp16
+is no safe CPU fallback.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import platform
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import ParamsError
+
+log = logging.getLogger(__name__)
+
+DTYPES = ("auto", "float32", "bfloat16")
+PRECISIONS = ("auto", "no", "bf16")
+BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16", "amx_tile")
+
+
+@dataclass(frozen=True)
+class Hardware:
+    """What the resolution rules look at.
+
+    Attributes:
+        device: ``cuda`` when a CUDA device is visible, else ``cpu``.
+        cpu_capability: the vector ISA torch's CPU kernels use
+            (``torch.backends.cpu.get_cpu_capability()``: ``AVX2``, ``AVX512``, ``DEFAULT``, ...).
+        cpu_flags: the bf16-related flags of ``/proc/cpuinfo`` the CPU has.
+        cuda_bf16: the CUDA device computes bf16 (``torch.cuda.is_bf16_supported()``).
+        gpu: the CUDA device's name, if any.
+        cores: CPU cores this process may run on.
+        memory_gib: memory available to new allocations, in GiB.
+    """
+
+    device: str = "cpu"
+    cpu_capability: str = "DEFAULT"
+    cpu_flags: tuple[str, ...] = ()
+    cuda_bf16: bool = False
+    gpu: str | None = None
+    cores: int = 1
+    memory_gib: float = 4.0
+
+    @property
+    def amx_bf16(self) -> bool:
+        return self.cpu_capability == "AVX512" and "amx_bf16" in self.cpu_flags
+
+    @property
+    def avx512_bf16(self) -> bool:
+        return self.cpu_capability == "AVX512" and "avx512_bf16" in self.cpu_flags
+
+
+def _cpu_flags() -> tuple[str, ...]:
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return ()
+    for line in text.splitlines():
+        if line.startswith(("flags", "Features")):
+            have = set(line.split(":", 1)[1].split())
+            return tuple(f for f in BF16_CPU_FLAGS if f in have)
+    return ()
+
+
+def _available_memory_gib() -> float:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) / (1 << 20)
+    except OSError:
+        pass
+    return 4.0
+
+
+@functools.lru_cache(maxsize=1)
+def detect() -> Hardware:
+    """This machine (read once per process)."""
+    import torch
+
+    cuda = torch.cuda.is_available()
+    return Hardware(
+        device="cuda" if cuda else "cpu",
+        cpu_capability=str(torch.backends.cpu.get_cpu_capability()),
+        cpu_flags=_cpu_flags(),
+        cuda_bf16=bool(cuda and torch.cuda.is_bf16_supported()),
+        gpu=torch.cuda.get_device_name(0) if cuda else None,
+        cores=len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1),
+        memory_gib=round(_available_memory_gib(), 1),
+    )
+
+
+def _check(value: str, allowed: tuple[str, ...], field: str) -> None:
+    if value not in allowed:
+        raise ParamsError(f"must be one of {allowed}, got {value!r}", file="params.yaml", field=field)
+
+
+def resolve_dtype(value: str, hw: Hardware | None = None, *, field: str = "generation.dtype") -> str:
+    """The dtype to sample in: ``value`` unless it is ``auto`` (see the module's table)."""
+    _check(value, DTYPES, field)
+    if value != "auto":
+        return value
+    hw = hw or detect()
+    native = hw.cuda_bf16 if hw.device == "cuda" else hw.amx_bf16
+    return "bfloat16" if native else "float32"
+
+
+def resolve_precision(value: str, hw: Hardware | None = None, *, field: str = "mixed_precision") -> str:
+    """Training precision, ``bf16`` (autocast over fp32 weights) or ``no``: ``value`` unless it
+    is ``auto`` (see the module's table)."""
+    _check(value, PRECISIONS, field)
+    if value != "auto":
+        return value
+    hw = hw or detect()
+    native = hw.cuda_bf16 if hw.device == "cuda" else (hw.amx_bf16 or hw.avx512_bf16)
+    return "bf16" if native else "no"
+
+
+def vllm_installed() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("vllm") is not None
+
+
+def resolve_backend(value: str, *, vllm: bool | None = None) -> tuple[str, str]:
+    """(backend, why) for ``generation.backend``; an explicit ``vllm`` that is not installed is
+    a one-line error."""
+    from .generation import BACKENDS
+
+    _check(value, BACKENDS, "generation.backend")
+    vllm = vllm_installed() if vllm is None else vllm
+    if value == "vllm" and not vllm:
+        raise ParamsError("backend vllm requested but vLLM is not installed (pip install -e '.[cpu]' or '.[gpu]')",
+                          file="params.yaml", field="generation.backend")
+    if value != "auto":
+        return value, "set in params"
+    if vllm:
+        return "vllm", "auto: vLLM is installed"
+    return "transformers", "auto: vLLM is not installed"
+
+
+def record(**resolved: Any) -> dict[str, Any]:
+    """What a stage writes next to its outputs: the resolved settings and the machine."""
+    import torch
+
+    hw = detect()
+    out = dict(resolved)
+    out.update(device=hw.device, gpu=hw.gpu, cpu_capability=hw.cpu_capability, cpu_bf16_flags=list(hw.cpu_flags),
+               cores=hw.cores, machine=platform.machine(), torch=torch.__version__)
+    return out
+
+
+def log_resolved(what: str, **resolved: Any) -> None:
+    hw = detect()
+    where = hw.gpu if hw.device == "cuda" else f"CPU {hw.cpu_capability}, {hw.cores} cores"
+    log.info("%s on %s: %s", what, where, ", ".join(f"{k}={v}" for k, v in resolved.items()))
+
+
+@dataclass(frozen=True)
+class ComputeConfig:
+    """Execution settings (params.yaml section ``compute``): how a stage uses the machine, never
+    what it computes. No stage declares this section, so it can differ between a laptop and a
+    GPU node under one ``dvc.lock``.
+
+    Attributes:
+        threads: CPU threads for torch and vLLM's CPU engine (``auto``: every core this process
+            may run on).
+        kv_cache_gib: memory vLLM reserves for its KV cache on a CPU (``auto``: 8% of available
+            memory, between 0.5 and 4 GiB).
+        gpu_memory_utilization: fraction of a GPU's memory vLLM may take (weights + KV cache).
+        max_num_batched_tokens: tokens vLLM schedules per step (at least ``max_model_len``).
+        cuda_graphs: capture CUDA graphs in vLLM (``auto``: on a GPU; never on a CPU, where
+            compilation costs ~100 s at start and does not pay for short stages).
+        block_size: vLLM KV-cache block size (``auto``: 32 on a CPU, the smallest its attention
+            kernel takes, so prefix caching shares all but the last <32 prompt tokens between
+            the n samples of a prompt; vLLM's default on a GPU).
+        cache_dir: where vLLM and torch.compile keep their caches.
+    """
+
+    threads: int | str = "auto"
+    kv_cache_gib: float | str = "auto"
+    gpu_memory_utilization: float = 0.85
+    max_num_batched_tokens: int = 4096
+    cuda_graphs: bool | str = "auto"
+    block_size: int | str = "auto"
+    cache_dir: str = ".cache"
+
+    def __post_init__(self):
+        for name in ("threads", "kv_cache_gib", "cuda_graphs", "block_size"):
+            value = getattr(self, name)
+            if isinstance(value, str) and value != "auto":
+                raise ParamsError(f"must be 'auto' or a value, got {value!r}", file="params.yaml",
+                                  field=f"compute.{name}")
+        if not 0 < self.gpu_memory_utilization <= 1:
+            raise ParamsError("must lie in (0, 1]", file="params.yaml", field="compute.gpu_memory_utilization")
+
+    def resolved(self, hw: Hardware | None = None) -> dict[str, Any]:
+        hw = hw or detect()
+        gpu = hw.device == "cuda"
+        kv = self.kv_cache_gib
+        if kv == "auto":
+            kv = round(min(4.0, max(0.5, 0.08 * hw.memory_gib)), 2)
+        return {
+            "threads": hw.cores if self.threads == "auto" else int(self.threads),
+            "kv_cache_gib": float(kv),
+            "gpu_memory_utilization": self.gpu_memory_utilization,
+            "max_num_batched_tokens": self.max_num_batched_tokens,
+            "cuda_graphs": gpu if self.cuda_graphs == "auto" else bool(self.cuda_graphs) and gpu,
+            "block_size": (None if gpu else 32) if self.block_size == "auto" else int(self.block_size),
+            "cache_dir": self.cache_dir,
+        }
+
+
+def apply_threads(compute: ComputeConfig) -> None:
+    """Size torch's thread pool from ``compute.threads``."""
+    import torch
+
+    torch.set_num_threads(compute.resolved()["threads"])
+
