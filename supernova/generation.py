@@ -202,16 +202,32 @@ def cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
-def vllm_engine_args(cfg: GenerationConfig, compute: ComputeConfig) -> dict[str, Any]:
+def kv_bytes_per_token(model_path: str | os.PathLike, dtype: str) -> int:
+    """Bytes of KV cache one token of ``model_path`` takes in ``dtype`` (keys and values, every layer)."""
+    from transformers import AutoConfig
+
+    c = AutoConfig.from_pretrained(model_path, trust_remote_code=False)
+    heads = c.num_attention_heads
+    head_dim = getattr(c, "head_dim", None) or c.hidden_size // heads
+    return 2 * c.num_hidden_layers * getattr(c, "num_key_value_heads", heads) * head_dim * (2 if dtype == "bfloat16" else 4)
+
+
+def vllm_engine_args(cfg: GenerationConfig, compute: ComputeConfig, *, model_path: str | os.PathLike | None = None,
+                     max_seqs: int | None = None) -> dict[str, Any]:
     """vLLM ``LLM`` arguments for ``cfg`` on this machine: the resolved dtype; on a GPU a memory
-    fraction and CUDA graphs, on a CPU a KV cache in GiB, eager mode and a small block size."""
+    fraction and CUDA graphs, on a CPU a KV cache in GiB, eager mode and a small block size. An
+    engine that never holds more than ``max_seqs`` sequences of ``model_path`` (GRPO rollouts)
+    gets no more KV cache on a CPU than they fill, unless ``compute.kv_cache_gib`` is explicit."""
     c = compute.resolved()
     args: dict[str, Any] = dict(dtype=resolve_dtype(cfg.dtype), max_model_len=cfg.max_model_len,
                                 enforce_eager=not c["cuda_graphs"])
     if cuda_available():
         args["gpu_memory_utilization"] = c["gpu_memory_utilization"]
     else:
-        args["kv_cache_memory_bytes"] = int(c["kv_cache_gib"] * (1 << 30))
+        kv = int(c["kv_cache_gib"] * (1 << 30))
+        if max_seqs and model_path and compute.kv_cache_gib == "auto":
+            kv = min(kv, max_seqs * cfg.max_model_len * kv_bytes_per_token(model_path, args["dtype"]))
+        args["kv_cache_memory_bytes"] = kv
     if c["block_size"]:
         args["block_size"] = c["block_size"]
     return args

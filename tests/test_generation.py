@@ -102,3 +102,22 @@ def test_vllm_and_transformers_agree_under_greedy_fp32(smol_model):
     assert agree >= 0.9, f"extracted answers agree on {agree:.0%} of {len(convs)} prompts"
     assert sum(extract_answer(a[0]) is not None for a in hf) >= len(convs) // 2  # the comparison is not vacuous
     assert first == second  # per-prompt seeds: the same samples however the engine batches them
+
+
+def test_vllm_engine_args_on_a_cpu_size_the_kv_cache_from_the_machine_and_the_rollouts(tiny_model):
+    from supernova.generation import cuda_available, kv_bytes_per_token, vllm_engine_args
+    from supernova.hardware import ComputeConfig
+
+    if cuda_available():
+        pytest.skip("the CPU sizing rules; a GPU takes a memory fraction instead")
+    cfg = GenerationConfig(dtype="float32", max_model_len=512)
+    per_token = 2 * 2 * 2 * 16 * 4           # keys and values x 2 layers x 2 KV heads x 16 dims x fp32
+    assert kv_bytes_per_token(tiny_model, "float32") == per_token
+    assert kv_bytes_per_token(tiny_model, "bfloat16") == per_token // 2
+    rollouts = vllm_engine_args(cfg, ComputeConfig(), model_path=tiny_model, max_seqs=4)
+    assert rollouts["kv_cache_memory_bytes"] == 4 * 512 * per_token
+    assert rollouts["block_size"] == 32 and rollouts["enforce_eager"] and rollouts["dtype"] == "float32"
+    sampling = vllm_engine_args(cfg, ComputeConfig())
+    assert sampling["kv_cache_memory_bytes"] == int(ComputeConfig().resolved()["kv_cache_gib"] * (1 << 30))
+    explicit = vllm_engine_args(cfg, ComputeConfig(kv_cache_gib=0.25), model_path=tiny_model, max_seqs=4)
+    assert explicit["kv_cache_memory_bytes"] == 1 << 28

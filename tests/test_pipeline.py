@@ -70,6 +70,20 @@ def test_outputs_metrics_and_manifests(ran):
     per_item = pd.read_parquet(ran / "data" / "eval" / "trained.parquet")
     pass1 = (per_item["correct"] / per_item["n"]).groupby(per_item["task"]).mean()
     assert ev["trained"]["pass@1"]["mean_over_subtasks"] == pytest.approx(pass1.mean(), abs=1e-4)   # the metric is the data's
+    # what each stage resolved on this machine (dtype, precision, backend) is recorded with its outputs
+    from supernova.hardware import detect, resolve_dtype, resolve_precision
+    from supernova.schema import read_meta
+
+    sampled = {"backend": "transformers", "dtype": resolve_dtype("auto"), "device": detect().device,
+               "backend_reason": "set in params"}
+    assert json.loads((ran / "metrics" / "probe.json").read_text())["compute"]["generation"] == sampled
+    assert read_meta(ran / "data" / "baseline" / "test.parquet")["compute"]["generation"] == sampled
+    assert ev["compute"]["evaluate"]["generation"] == sampled
+    assert ev["compute"]["evaluate"]["cpu_capability"] == detect().cpu_capability
+    assert ev["compute"]["rl_train"]["grpo"] == {"mixed_precision": resolve_precision("auto"), "rollouts": "transformers"}
+    assert ev["compute"]["rl_train"]["sft"] == {"mixed_precision": resolve_precision("auto")}
+    score = read_meta(ran / "data" / "score" / "syllogism.parquet")["compute"]
+    assert score["training"]["mixed_precision"] == resolve_precision("auto") and score["evaluation"] == sampled
     man = yaml.safe_load((ran / "mixture.yaml").read_text())
     assert man["strategy"] == "micro" and man["tasks"] and man["total_items"] == 4
     assert yaml.safe_load((ran / "sft_set.yaml").read_text())["size"] == 2

@@ -40,11 +40,13 @@ def length_penalty_reward(coef: float, target: int):
     return length_penalty
 
 
-def trl_vllm(gen: GenerationConfig, compute: ComputeConfig = ComputeConfig()):
+def trl_vllm(gen: GenerationConfig, compute: ComputeConfig = ComputeConfig(), *,
+             model_path: str | os.PathLike | None = None, max_seqs: int | None = None):
     """TRL's colocated vLLM engine following ``gen`` and ``compute`` (see
-    :func:`supernova.patches.colocated_vllm`); TRL sets the context length and GPU memory itself."""
+    :func:`supernova.patches.colocated_vllm`), its KV cache sized for ``max_seqs`` rollouts of
+    ``model_path``; TRL sets the context length and GPU memory itself."""
     vllm_environment(compute)
-    args = {k: v for k, v in vllm_engine_args(gen, compute).items()
+    args = {k: v for k, v in vllm_engine_args(gen, compute, model_path=model_path, max_seqs=max_seqs).items()
             if k not in ("max_model_len", "gpu_memory_utilization")}
     return colocated_vllm(args, sync_by_reload=not cuda_available())
 
@@ -93,7 +95,8 @@ def run_grpo(model_path: str | os.PathLike, items: pd.DataFrame, cfg: GRPOSettin
         use_vllm=cfg.use_vllm, vllm_mode="colocate", vllm_max_model_length=gen.max_model_len,
         vllm_importance_sampling_correction=cfg.vllm_is_correction, shuffle_dataset=True,
     )
-    with trl_vllm(gen, compute) if cfg.use_vllm else contextlib.nullcontext(), compact_lm_head_on_cpu():
+    rollouts = cfg.prompts_per_step * cfg.num_generations
+    with trl_vllm(gen, compute, model_path=model_path, max_seqs=rollouts) if cfg.use_vllm else contextlib.nullcontext(), compact_lm_head_on_cpu():
         trainer = GRPOTrainer(model=model, reward_funcs=rewards, args=args,
                               train_dataset=grpo_dataset(items, prompt), processing_class=tok,
                               peft_config=peft_config,
