@@ -7,6 +7,16 @@ sub-task's dev split. Utility = its pass@k minus the base model's on the same it
 paired bootstrap CI. Checkpoints are scratch: only the evaluation counts are kept.
 
 ``method: gradient`` is a cheap proxy (see :mod:`supernova.gradproxy`).
+
+**The format control** (``score.control``): a run with the same compute on the same kind of
+prompts (source items of ``control_tasks``) whose answers carry no task signal — a multiple-choice
+item's gold letter is replaced by a seeded random letter, a free-form answer by another item's
+answer of the same task. Its reward is earned only by answering in the checker's format (and by
+chance), so its utility is what learning the answer format alone buys; ``net`` utilities subtract
+it. Scored like every task (``score@format_control-<round>``); mixing never chooses it.
+
+**Schedules** (``score.schedule``): ``exhaustive`` (every task, every seed) or ``halving`` (see
+:mod:`supernova.halving`).
 """
 
 from __future__ import annotations
@@ -19,16 +29,22 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from .errors import InputError, ParamsError
 from .evaluation import EvalConfig, paired_gain, sample_and_check
 from .generation import GenerationConfig, load_generator
+from .halving import SCHEDULES, HalvingConfig
 from .prompts import PromptConfig
+from .schema import item_uid
 from .training import GRPOSettings, run_grpo
 
 log = logging.getLogger(__name__)
 METHODS = ("rl", "gradient")
+BASELINES = ("base", "control")
+#: The format control's task name (reserved: no source task may use it).
+CONTROL = "format_control"
 
 
 @dataclass(frozen=True)
@@ -40,11 +56,21 @@ class ScoreConfig:
             entry, so adding a task runs one new probe run and nothing else.
         method: ``rl`` (compute-matched GRPO runs) or ``gradient`` (gradient-alignment proxy).
         target_size: training items per task (subsample, or repeat-pad a smaller task).
-        seeds: one RL run per seed; the utility table keeps each and the mean/spread.
+        seeds: one RL run per seed (``halving``: round r0's seeds); the utility matrix averages
+            them and its CIs resample them (seeds and items: a hierarchical bootstrap).
         k: the pass@k whose gain is the utility that mixing ranks by (every k of
             ``evaluate.k`` is kept in the table).
         proxy_layers: top decoder layers whose gradients the ``gradient`` proxy compares.
         grpo: GRPO settings of every utility run (identical for all tasks: compute-matched).
+        schedule: ``exhaustive`` (every task runs every seed) or ``halving`` (successive halving
+            over rounds; see :mod:`supernova.halving`).
+        halving: the halving schedule's rounds, eta, budget and promotion rule.
+        control: run the format control (task ``format_control``), with the same compute.
+        control_tasks: source tasks whose prompts the control uses (empty: all ``tasks``; list
+            them to keep the control's cached run when a task is added).
+        baseline: what mixing ranks utility against: ``base`` (raw: gain over the base model) or
+            ``control`` (net: gain over the format control; needs ``control: true``).
+        bootstrap: resamples of the hierarchical bootstrap and of the reliability estimate.
     """
 
     tasks: tuple[str, ...] = ()
@@ -54,6 +80,12 @@ class ScoreConfig:
     k: int = 1
     proxy_layers: int = 2
     grpo: GRPOSettings = field(default_factory=GRPOSettings)
+    schedule: str = "exhaustive"
+    halving: HalvingConfig = field(default_factory=HalvingConfig)
+    control: bool = True
+    control_tasks: tuple[str, ...] = ()
+    baseline: str = "base"
+    bootstrap: int = 1000
 
     def __post_init__(self):
         if self.method not in METHODS:
@@ -61,6 +93,29 @@ class ScoreConfig:
                               field="score.method")
         if not self.tasks:
             raise ParamsError("list the source tasks to score", file="params.yaml", field="score.tasks")
+        if CONTROL in self.tasks:
+            raise ParamsError(f"{CONTROL!r} is the format control's name, not a source task", file="params.yaml",
+                              field="score.tasks")
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+            raise ParamsError("list one or more distinct seeds", file="params.yaml", field="score.seeds")
+        if self.schedule not in SCHEDULES:
+            raise ParamsError(f"must be one of {SCHEDULES}, got {self.schedule!r}", file="params.yaml",
+                              field="score.schedule")
+        if self.baseline not in BASELINES:
+            raise ParamsError(f"must be one of {BASELINES}, got {self.baseline!r}", file="params.yaml",
+                              field="score.baseline")
+        if self.baseline == "control" and not self.control:
+            raise ParamsError("baseline control needs the format control (score.control: true)",
+                              file="params.yaml", field="score.baseline")
+        unknown = [t for t in self.control_tasks if t not in self.tasks]
+        if unknown:
+            raise ParamsError(f"task {unknown[0]!r} is not in score.tasks", file="params.yaml",
+                              field="score.control_tasks")
+
+    @property
+    def units(self) -> list[str]:
+        """Everything scored: the source tasks, then the control if it is on."""
+        return list(self.tasks) + ([CONTROL] if self.control else [])
 
 
 def compute_matched(items: pd.DataFrame, target_size: int, seed: int) -> pd.DataFrame:
@@ -83,27 +138,52 @@ def training_items(probed: pd.DataFrame, task: str, target_size: int, seed: int)
     return compute_matched(kept, target_size, seed)
 
 
+def control_items(probed: dict[str, pd.DataFrame], target_size: int, seed: int) -> pd.DataFrame:
+    """The format control's training items: source items (round-robin over ``probed``'s tasks)
+    whose answers carry no task signal: a multiple-choice gold letter becomes a seeded random
+    letter, a free-form answer another item's answer of the same task. Every item is kept."""
+    rng = np.random.default_rng(seed)
+    parts = []
+    for task in sorted(probed):
+        df = probed[task].sort_values("uid").reset_index(drop=True)
+        if df.empty:
+            raise InputError("no items for the format control", task=task, field="score.control_tasks")
+        answers = df["answer"].to_numpy(copy=True)
+        shuffled = answers[rng.permutation(len(df))]
+        new = [chr(ord("A") + int(rng.integers(len(c)))) if t == "mcq" and len(c) else str(a)
+               for t, c, a in zip(df["answer_type"], df["choices"], shuffled)]
+        parts.append(df.assign(answer=new, source=[f"control:{s}" for s in df["source"]], task=CONTROL,
+                               order=np.arange(len(df))))
+    pool = pd.concat(parts, ignore_index=True).sort_values(["order", "source"], kind="stable")
+    pool["uid"] = [item_uid(CONTROL, q, a, list(c), occurrence=i) for i, (q, a, c)
+                   in enumerate(zip(pool["question"], pool["answer"], pool["choices"]))]
+    return compute_matched(pool.drop(columns="order").assign(kept=True).reset_index(drop=True), target_size, seed)
+
+
 def utility_rows(base: pd.DataFrame, trained: pd.DataFrame, task: str, seed: int, ev: EvalConfig,
-                 seconds: float, method: str = "rl") -> pd.DataFrame:
+                 seconds: float, method: str = "rl", round_: str = "r0") -> pd.DataFrame:
     """UTILITY rows for one source task and seed: per target sub-task and k."""
+    parsed = trained.groupby("task")[["parsed", "n"]].sum()
     frames = []
     for k in ev.k:
         g = paired_gain(base, trained, k, iters=ev.bootstrap, seed=ev.seed)
         frames.append(pd.DataFrame({
-            "source_task": task, "target_task": g["task"], "seed": seed, "k": k, "base": g["base"],
-            "trained": g["trained"], "utility": g["gain"], "ci_low": g["ci_low"], "ci_high": g["ci_high"],
-            "n_items": g["n_items"], "method": method, "seconds": seconds}))
+            "source_task": task, "target_task": g["task"], "seed": seed, "round": round_, "k": k,
+            "base": g["base"], "trained": g["trained"], "utility": g["gain"], "ci_low": g["ci_low"],
+            "ci_high": g["ci_high"], "n_items": g["n_items"], "method": method, "seconds": seconds,
+            "parse_rate": [float(parsed.loc[t, "parsed"] / parsed.loc[t, "n"]) for t in g["task"]]}))
     return pd.concat(frames, ignore_index=True)
 
 
-def score_task_rl(task: str, probed: pd.DataFrame, base_model: Path, dev: pd.DataFrame, base_dev: pd.DataFrame,
+def score_task_rl(task: str, items_for_seed, base_model: Path, dev: pd.DataFrame, base_dev: pd.DataFrame,
                   cfg: ScoreConfig, ev: EvalConfig, prompt: PromptConfig, gen_cfg: GenerationConfig,
-                  scratch: Path) -> pd.DataFrame:
-    """Utility rows of ``task`` from one compute-matched GRPO run per seed."""
-    out = []
-    for seed in cfg.seeds:
+                  scratch: Path, seeds: tuple[int, ...], round_: str = "r0") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(UTILITY rows, SCORE_EVAL rows) of ``task`` from one compute-matched GRPO run per seed;
+    ``items_for_seed(seed)`` gives the run's training items."""
+    out, per_item = [], []
+    for seed in seeds:
         start = time.perf_counter()
-        items = training_items(probed, task, cfg.target_size, seed)
+        items = items_for_seed(seed)
         settings = dataclasses.replace(cfg.grpo, seed=seed)
         ckpt = scratch / f"seed{seed}" / "model"
         run_grpo(base_model, items, settings, prompt, ckpt, scratch_dir=scratch / f"seed{seed}" / "run", gen=gen_cfg)
@@ -112,26 +192,28 @@ def score_task_rl(task: str, probed: pd.DataFrame, base_model: Path, dev: pd.Dat
             res = sample_and_check(gen, dev, prompt, ev.sampling, model=f"score:{task}", desc=f"score {task}")
         finally:
             gen.close()
-        out.append(utility_rows(base_dev, res, task, seed, ev, time.perf_counter() - start))
+        out.append(utility_rows(base_dev, res, task, seed, ev, time.perf_counter() - start, round_=round_))
+        per_item.append(res.assign(source_task=task, seed=seed, round=round_))
         shutil.rmtree(scratch / f"seed{seed}", ignore_errors=True)
-    return pd.concat(out, ignore_index=True)
+    return pd.concat(out, ignore_index=True), pd.concat(per_item, ignore_index=True)
 
 
 def score_task_gradient(task: str, probed: pd.DataFrame, base_model: Path, dev: pd.DataFrame, cfg: ScoreConfig,
-                        prompt: PromptConfig, cache_dir: Path | None = None) -> pd.DataFrame:
+                        prompt: PromptConfig, cache_dir: Path | None = None, seeds: tuple[int, ...] | None = None,
+                        round_: str = "r0") -> pd.DataFrame:
     """Utility rows of ``task`` from the gradient-alignment proxy (one per seed's item sample);
     target gradients are shared through ``cache_dir``."""
     from .gradproxy import gradient_alignment
 
     out = []
-    for seed in cfg.seeds:
+    for seed in cfg.seeds if seeds is None else seeds:
         start = time.perf_counter()
         items = training_items(probed, task, cfg.target_size, seed)
         cos = gradient_alignment(base_model, items, dev, prompt, cfg.proxy_layers, cache_dir)
         sizes = dev.groupby("task").size()
         out.append(pd.DataFrame({
-            "source_task": task, "target_task": list(cos), "seed": seed, "k": cfg.k, "base": float("nan"),
-            "trained": float("nan"), "utility": list(cos.values()), "ci_low": float("nan"),
+            "source_task": task, "target_task": list(cos), "seed": seed, "round": round_, "k": cfg.k,
+            "base": float("nan"), "trained": float("nan"), "utility": list(cos.values()), "ci_low": float("nan"),
             "ci_high": float("nan"), "n_items": [int(sizes[t]) for t in cos], "method": "gradient",
-            "seconds": time.perf_counter() - start}))
+            "seconds": time.perf_counter() - start, "parse_rate": float("nan")}))
     return pd.concat(out, ignore_index=True)

@@ -53,3 +53,38 @@ def test_gradient_proxy_is_a_cosine_and_self_alignment_is_one(tiny_model):
     assert set(cos) == {"syllogism", "basic_arithmetic"}
     assert cos["syllogism"] == pytest.approx(1.0, abs=1e-4)
     assert -1 <= cos["basic_arithmetic"] < cos["syllogism"]
+
+
+def test_format_control_items_keep_the_prompts_but_not_the_answers():
+    from supernova.score import CONTROL, control_items
+
+    probes = {"syllogism": frame("syllogism", 12), "basic_arithmetic": frame("basic_arithmetic", 12, seed=2)}
+    for df in probes.values():
+        df["kept"] = True
+    ctrl = control_items(probes, 16, seed=0)
+    assert len(ctrl) == 16 and set(ctrl["task"]) == {CONTROL} and ctrl["kept"].all()
+    originals = pd.concat(probes.values())
+    assert set(ctrl["question"]) <= set(originals["question"])              # the same prompts
+    assert ctrl["source"].str.startswith("control:").all()
+    assert {s.split(":", 1)[1] for s in ctrl["source"]} == set(originals["source"])   # from both tasks
+    gold = dict(zip(originals["question"], originals["answer"]))
+    # answers carry no task signal: over many draws, the share matching the gold is near chance
+    many = pd.concat([control_items(probes, 24, seed=s) for s in range(20)])
+    match = (many["answer"] == many["question"].map(gold)).mean()
+    assert match < 0.6
+    assert control_items(probes, 16, seed=0)["uid"].tolist() == ctrl["uid"].tolist()
+
+
+def test_score_config_checks_control_and_baseline():
+    from supernova.errors import ParamsError
+    from supernova.score import ScoreConfig
+
+    assert ScoreConfig(tasks=("a",)).units == ["a", "format_control"]
+    with pytest.raises(ParamsError, match="score.baseline"):
+        ScoreConfig(tasks=("a",), control=False, baseline="control")
+    with pytest.raises(ParamsError, match="score.tasks"):
+        ScoreConfig(tasks=("a", "format_control"))
+    with pytest.raises(ParamsError, match="score.control_tasks"):
+        ScoreConfig(tasks=("a",), control_tasks=("b",))
+    with pytest.raises(ParamsError, match="score.schedule"):
+        ScoreConfig(tasks=("a",), schedule="random")
