@@ -210,10 +210,9 @@ def reliability(sc: Scores, sources: list[str], *, splits: int = 200, seed: int 
     r = float(np.mean(point)) if point else float("nan")
     lo, hi = (np.quantile(boot, [0.025, 0.975]) if boot else (float("nan"), float("nan")))
     return {"halves": "seeds" if by_seed else "items", "splits": splits,
-            "split_half_spearman": round(r, 4), "split_half_ci_low": round(float(lo), 4),
-            "split_half_ci_high": round(float(hi), 4), "reliability": round(spearman_brown(r), 4),
-            "reliability_ci_low": round(spearman_brown(float(lo)), 4),
-            "reliability_ci_high": round(spearman_brown(float(hi)), 4)}
+            "split_half_spearman": _r(r), "split_half_ci_low": _r(lo), "split_half_ci_high": _r(hi),
+            "reliability": _r(spearman_brown(r)), "reliability_ci_low": _r(spearman_brown(float(lo))),
+            "reliability_ci_high": _r(spearman_brown(float(hi)))}
 
 
 def plot_data(m: pd.DataFrame) -> tuple[list[dict], list[dict]]:
@@ -225,7 +224,8 @@ def plot_data(m: pd.DataFrame) -> tuple[list[dict], list[dict]]:
     return heat, bars
 
 
-def _r(x: float) -> float | None:
+def _r(x: float | None) -> float | None:
+    """A JSON-safe rounded number (None where undefined)."""
     return None if x is None or not np.isfinite(x) else round(float(x), 4)
 
 
