@@ -139,8 +139,8 @@ def training_items(probed: pd.DataFrame, task: str, target_size: int, seed: int)
 
 
 def control_items(probed: dict[str, pd.DataFrame], target_size: int, seed: int) -> pd.DataFrame:
-    """The format control's training items: source items (round-robin over ``probed``'s tasks)
-    whose answers carry no task signal: a multiple-choice gold letter becomes a seeded random
+    """The format control's training items: a seeded draw of ``target_size`` source items of
+    ``probed``'s tasks (all items, kept or not) whose answers carry no task signal: a multiple-choice gold letter becomes a seeded random
     letter, a free-form answer another item's answer of the same task. Every item is kept."""
     rng = np.random.default_rng(seed)
     parts = []
