@@ -7,7 +7,9 @@ by the first task, as in the pipeline), and prints:
 
 * compute: proxy seconds / RL seconds (all tasks), and per task;
 * Spearman rank correlation between proxy and RL utility over (source task, target sub-task)
-  pairs, and over source tasks' mean utility (what macro mixing ranks by).
+  pairs, and over source tasks' mean utility (what macro mixing ranks by), each with a 95%
+  bootstrap CI; and the reliability of the RL ranking itself (metrics/utility.json): a proxy can
+  agree with the RL utility no better than the RL utility agrees with itself.
 
     python bench/score_proxy.py [--layers 2]
 """
@@ -16,17 +18,18 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import tempfile
 from pathlib import Path
 
 import pandas as pd
-from scipy.stats import spearmanr
 
 from supernova import paths
 from supernova.config import from_section, load_params
 from supernova.prompts import PromptConfig
 from supernova.schema import ITEM, PROBE, UTILITY, read_table
 from supernova.score import ScoreConfig, score_task_gradient
+from supernova.stats import spearman_ci
 from supernova.utility import matrix, mean_by_task
 
 
@@ -35,23 +38,23 @@ def main() -> None:
     ap.add_argument("--layers", type=int, default=None, help="top layers whose gradients are compared")
     args = ap.parse_args()
     params = load_params()
-    cfg = from_section(ScoreConfig, params, "score")
+    cfg = from_section(ScoreConfig, params, "score").require_tasks()
     if args.layers:
         cfg = dataclasses.replace(cfg, proxy_layers=args.layers)
     prompt = from_section(PromptConfig, params, "prompt")
     rl = read_table(paths.UTILITY, UTILITY)
-    rl = rl[rl["method"] == "rl"]
+    rl = rl[(rl["method"] == "rl") & rl["source_task"].isin(cfg.tasks)]   # not the format control
     if rl.empty:
         raise SystemExit("no RL utility in data/utility/utility.parquet: run `dvc repro` with score.method: rl first")
     dev = read_table(paths.TARGET_DEV, ITEM)
     with tempfile.TemporaryDirectory() as cache:  # target gradients: computed by the first task, reused
         proxy = pd.concat([score_task_gradient(t, read_table(paths.probe_file(t), PROBE), paths.BASE_MODEL, dev,
-                                               cfg, prompt, Path(cache)) for t in cfg.tasks], ignore_index=True)
+                                               cfg, prompt, Path(cache))[0] for t in cfg.tasks], ignore_index=True)
     m_rl, m_px = matrix(rl, cfg.k), matrix(proxy, cfg.k)
     pairs = m_rl.merge(m_px, on=["source_task", "target_task"], suffixes=("_rl", "_proxy"))
-    rho_pairs = spearmanr(pairs["utility_rl"], pairs["utility_proxy"]).statistic
+    rho_pairs = spearman_ci(pairs["utility_rl"], pairs["utility_proxy"])
     means = mean_by_task(m_rl).merge(mean_by_task(m_px), on="source_task", suffixes=("_rl", "_proxy"))
-    rho_tasks = spearmanr(means["mean_utility_rl"], means["mean_utility_proxy"]).statistic
+    rho_tasks = spearman_ci(means["mean_utility_rl"], means["mean_utility_proxy"])
     sec_rl = rl.groupby(["source_task", "seed"])["seconds"].first().groupby("source_task").sum()
     sec_px = proxy.groupby(["source_task", "seed"])["seconds"].first().groupby("source_task").sum()
     print(f"pool: {len(cfg.tasks)} source tasks x {pairs['target_task'].nunique()} target sub-tasks, "
@@ -62,8 +65,18 @@ def main() -> None:
               f"{r.mean_utility_rl:9.4f} {r.mean_utility_proxy:14.4f}")
     print(f"compute: proxy / RL = {sec_px.sum() / sec_rl.sum():.3f} ({sec_px.sum():.0f} s vs {sec_rl.sum():.0f} s; "
           f"goal <= 0.10)")
-    print(f"Spearman over (task, sub-task) pairs: {rho_pairs:.3f} (n={len(pairs)}); over task means: "
-          f"{rho_tasks:.3f} (n={len(means)}); goal >= 0.7")
+    print("Spearman over (task, sub-task) pairs: {:.3f} [{:.3f}, {:.3f}] (n={}); over task means: "
+          "{:.3f} [{:.3f}, {:.3f}] (n={}); goal >= 0.7".format(*rho_pairs, len(pairs), *rho_tasks, len(means)))
+    try:
+        rel = json.loads(Path("metrics/utility.json").read_text()).get("reliability") or {}
+    except (OSError, ValueError):
+        rel = {}
+    if rel.get("reliability") is not None:
+        print(f"reliability of the RL ranking (split-half over {rel['halves']}, Spearman-Brown): "
+              f"{rel['reliability']:.3f} [{rel['reliability_ci_low']:.3f}, {rel['reliability_ci_high']:.3f}]; "
+              "a proxy cannot be judged against an RL ranking that does not replicate")
+    else:
+        print("reliability of the RL ranking: not in metrics/utility.json (run `dvc repro utility`)")
 
 
 if __name__ == "__main__":

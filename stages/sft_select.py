@@ -14,7 +14,10 @@ from supernova.sft_select import SFTSelectConfig, manifest, select
 def main(params: dict) -> None:
     cfg = from_section(SFTSelectConfig, params, "sft_select")
     prompt = from_section(PromptConfig, params, "prompt")
-    tasks = [t["task"] for t in read_yaml(paths.MIXTURE_MANIFEST)["tasks"]]
+    if cfg.pool == "mixture":
+        tasks = [t["task"] for t in read_yaml(paths.MIXTURE_MANIFEST)["tasks"]]
+    else:
+        tasks = list(params["score"]["tasks"])
     probed = pd.concat([read_table(paths.probe_file(t), PROBE) for t in tasks], ignore_index=True)
     model, tok = load_for_training(paths.BASE_MODEL)
     model.eval()

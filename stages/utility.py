@@ -1,28 +1,37 @@
-"""Stage utility: the utility matrix (Parquet), heatmap and sorted-bar plot data, metrics/utility.json."""
+"""Stage utility: the utility matrix with hierarchical-bootstrap CIs (raw and net of the format
+control), per-task means, reliability of the ranking, heatmap and sorted-bar plot data,
+metrics/utility.json."""
 
 import pandas as pd
 
 from supernova import paths, stage
 from supernova.config import from_section
-from supernova.errors import ParamsError
+from supernova.halving import ROUNDS
 from supernova.io import write_json
-from supernova.schema import UTILITY, read_table, write_table
-from supernova.score import ScoreConfig
-from supernova.utility import matrix, plot_data, summary
+from supernova.schema import (EVAL, PROBE, SCORE_EVAL, TASK_UTILITY, UTILITY, UTILITY_MATRIX, read_table,
+                              write_table)
+from supernova.score import CONTROL, ScoreConfig
+from supernova.utility import build, plot_data
 
 
 def main(params: dict) -> None:
-    cfg = from_section(ScoreConfig, params, "score")
-    k = cfg.k
-    if not cfg.tasks:
-        raise ParamsError("list the source tasks to score", file="params.yaml", field="score.tasks")
-    rows = pd.concat([read_table(paths.score_file(t), UTILITY) for t in cfg.tasks], ignore_index=True)
-    write_table(paths.UTILITY, rows, UTILITY)
-    m = matrix(rows, k)
+    cfg = from_section(ScoreConfig, params, "score").require_tasks()
+    units = cfg.units
+    runs = pd.concat([read_table(paths.score_dir(r, t) / "utility.parquet", UTILITY) for r in ROUNDS for t in units],
+                     ignore_index=True)
+    items = pd.concat([read_table(paths.score_dir(r, t) / "items.parquet", SCORE_EVAL) for r in ROUNDS for t in units],
+                      ignore_index=True)
+    write_table(paths.UTILITY, runs, UTILITY)
+    base_rate = {t: float(read_table(paths.probe_file(t), PROBE)["pass_rate"].mean()) for t in cfg.tasks}
+    m, tasks, metrics = build(runs, items, read_table(paths.BASELINE_DEV, EVAL), list(cfg.tasks),
+                              CONTROL if cfg.control else None, cfg.k, cfg.method, base_rate,
+                              iters=cfg.bootstrap, seed=params.get("seed", 0), file=str(paths.SCORE_DIR))
+    write_table(paths.UTILITY_MATRIX, m, UTILITY_MATRIX)
+    write_table(paths.TASK_UTILITY, tasks, TASK_UTILITY)
     heat, bars = plot_data(m)
     write_json(paths.METRICS / "plots" / "utility_heatmap.json", heat)
     write_json(paths.METRICS / "plots" / "utility_mean.json", bars)
-    write_json(paths.METRICS / "utility.json", summary(m, k, cfg.method))
+    write_json(paths.METRICS / "utility.json", metrics)
 
 
 if __name__ == "__main__":

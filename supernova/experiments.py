@@ -1,14 +1,22 @@
-"""The mixing comparison the SuperNova paper reports, as DVC experiments, and its Markdown table.
+"""The mixing comparison the SuperNova paper reports, as DVC experiments, with seeds and a verdict.
 
-    python -m supernova.experiments                 # run the variants, then write metrics/experiments.md
+    python -m supernova.experiments                 # variants x 3 seeds, then metrics/experiments.md
+    python -m supernova.experiments --mode paper    # RL only (no SFT), as in the paper
     python -m supernova.experiments --table-only    # rebuild the table from `dvc exp show`
     python -m supernova.experiments --sweep sft_select.size=2,4,16,32,8 --out metrics/sft_size_sweep.md
 
-Each variant is one ``dvc exp run -n <name> -S ...`` on top of the committed params: the strategies
-``all``, ``random``, ``macro``, ``micro`` and ``micro`` with the anti-prior intervention. The utility runs (score@*) are cached,
-so each variant retrains only from ``mix`` on. The table takes each experiment's
-metrics/eval.json from ``dvc exp show --json`` and lists, per target sub-task, pass@k with its
-95% bootstrap CI, for the base model and each variant, then the means over sub-tasks.
+Each variant (the strategies ``all``, ``random``, ``macro``, ``micro`` and ``micro`` with the
+anti-prior intervention) is trained once per seed: one ``dvc exp run -n <variant>-s<seed> -S ...``
+on top of the committed params, with ``rl_train.grpo.seed``, ``rl_train.sft.seed`` and
+``mix.seed`` set to the seed. The utility runs (score@*) are cached, so each run retrains only
+from ``mix`` on. In the default mode SFT stays on with one SFT set for every variant
+(``sft_select.pool=scored``: drawn from every scored task, not from the mixture), so the variants
+differ only in the RL mixture; ``--mode paper`` turns SFT off (SuperNova's comparison is RL only).
+
+The table (from each experiment's metrics/eval.json in ``dvc exp show --json``) gives, per target
+sub-task and for the mean over sub-tasks, each variant's mean pass@k over seeds with a 95%
+Student-t CI across seeds (the test items fixed), then the seed-paired differences micro - macro
+and each variant - base with their CIs: an interval that excludes 0 is a verdict.
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ from typing import Any
 
 from .io import write_text
 from .report import EVAL, table
+from .stats import mean_t_ci
 
 VARIANTS: dict[str, list[str]] = {
     "all": ["mix.strategy=all"],
@@ -29,6 +38,13 @@ VARIANTS: dict[str, list[str]] = {
     "micro-anti-prior": ["mix.strategy=micro", "mix.interventions.anti_prior=0.25"],
     "micro": ["mix.strategy=micro"],
 }
+MODES: dict[str, list[str]] = {
+    "default": ["sft_select.pool=scored"],
+    "paper": ["rl_train.sft.enabled=false"],
+}
+SEED_KEYS = ("rl_train.grpo.seed", "rl_train.sft.seed", "mix.seed")
+#: The paired differences reported (first minus second; "base" is the untrained model).
+CONTRASTS = [("micro", "macro")]
 
 
 def params_committed() -> bool:
@@ -70,25 +86,91 @@ def sweep_variants(spec: str) -> dict[str, list[str]]:
     return {f"{key.rsplit('.', 1)[-1]}-{v}": [f"{key}={v}"] for v in values.split(",")}
 
 
+def seeded(variants: dict[str, list[str]], seeds: list[int], mode: str) -> dict[str, list[str]]:
+    """One run per variant and seed: ``<variant>-s<seed>`` with the seed keys and the mode's sets."""
+    return {f"{name}-s{seed}": sets + MODES[mode] + [f"{key}={seed}" for key in SEED_KEYS]
+            for name in variants for seed in seeds for sets in [variants[name]]}
+
+
+def _pct(v: float) -> str:
+    return "–" if v != v else f"{100 * v:.1f}"
+
+
+def _cell(values: list[float]) -> str:
+    m, lo, hi = mean_t_ci(values)
+    return f"{_pct(m)} [{_pct(lo)}, {_pct(hi)}]" if len(values) > 1 else _pct(m)
+
+
+def seed_table(results: dict[str, dict[int, dict[str, Any]]], k: int, *, mode: str = "default",
+               contrasts: list[tuple[str, str]] = CONTRASTS) -> str:
+    """Markdown: per sub-task and mean over sub-tasks, each variant's mean pass@k over seeds with a
+    95% t-CI across seeds; then seed-paired differences (contrasts, and each variant - base)."""
+    key = f"pass@{k}"
+    first = next(iter(next(iter(results.values())).values()))
+    subtasks = sorted(first["subtasks"])
+    cols = subtasks + ["mean over sub-tasks"]
+
+    def values(run: dict[str, Any], which: str = "trained") -> list[float]:
+        return ([run["subtasks"][t][which][key]["value"] for t in subtasks]
+                + [run[which][key]["mean_over_subtasks"]])
+
+    seeds = sorted({s for runs in results.values() for s in runs})
+    lines = [f"### pass@{k} (%), mean over {len(seeds)} seeds {seeds} with a 95% t-CI across seeds "
+             f"(mode: {mode})", "", "| model | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|",
+             "| base | " + " | ".join(_pct(v) for v in values(first, "base")) + " |"]
+    per = {name: [values(run) for _, run in sorted(runs.items())] for name, runs in results.items()}
+    for name, rows in per.items():
+        lines.append(f"| {name} | " + " | ".join(_cell([r[i] for r in rows]) for i in range(len(cols))) + " |")
+    base = values(first, "base")
+    pairs = [(a, b) for a, b in contrasts if a in results and b in results] + [(n, "base") for n in results]
+    lines += ["", f"### Paired differences of pass@{k} (percentage points, same seed; 95% t-CI across seeds)", "",
+              "| difference | " + " | ".join(cols) + " | verdict (mean over sub-tasks) |",
+              "|---" * (len(cols) + 2) + "|"]
+    for a, b in pairs:
+        common = sorted(set(results[a]) & (set(results[b]) if b != "base" else set(results[a])))
+        diffs = [[x - y for x, y in zip(values(results[a][s]), base if b == "base" else values(results[b][s]))]
+                 for s in common]
+        cells = [_cell([d[i] for d in diffs]) for i in range(len(cols))]
+        _, lo, hi = mean_t_ci([d[-1] for d in diffs])
+        verdict = ("undecided (one seed)" if len(diffs) < 2 else f"{a} better" if lo > 0
+                   else f"{b} better" if hi < 0 else "no significant difference")
+        lines.append(f"| {a} − {b} | " + " | ".join(cells) + f" | {verdict} |")
+    return "\n".join(lines) + "\n"
+
+
+def group_by_variant(found: dict[str, dict[str, Any]], variants: list[str], seeds: list[int]) -> dict:
+    return {v: {s: found[f"{v}-s{s}"] for s in seeds} for v in variants}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m supernova.experiments", description=__doc__.splitlines()[0])
     ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    ap.add_argument("--seeds", type=int, default=3, help="training seeds per variant (0..N-1)")
+    ap.add_argument("--mode", choices=list(MODES), default="default",
+                    help="default: SFT on with one SFT set for all variants; paper: RL only")
     ap.add_argument("--sweep", metavar="KEY=V1,V2,...", help="instead of the mixing variants, one per value")
-    ap.add_argument("--k", type=int, default=None, help="the k of the per-sub-task table (default: the largest)")
+    ap.add_argument("--k", type=int, default=None, help="the k of the per-sub-task table (default: 1)")
     ap.add_argument("--out", default="metrics/experiments.md")
     ap.add_argument("--table-only", action="store_true", help="do not run; tabulate existing experiments")
     args = ap.parse_args(argv)
+    if args.seeds < 1:
+        raise SystemExit("experiments: --seeds must be >= 1")
     variants = sweep_variants(args.sweep) if args.sweep else {n: VARIANTS[n] for n in args.variants}
+    seeds = list(range(args.seeds))
+    runs = seeded(variants, seeds, args.mode)
     if not args.table_only:
         if not params_committed():
             raise SystemExit("experiments: params.yaml has uncommitted changes; the variants are defined "
                              "relative to the committed params, so commit them first")
-        for name, sets in variants.items():
+        for name, sets in runs.items():
             run_variant(name, sets)
         subprocess.run(["git", "checkout", "HEAD", "--", "params.yaml"], check=True)
-    results = exp_metrics(list(variants))
-    k = args.k or max(int(key.split("@")[1]) for key in next(iter(results.values()))["base"])
-    text = table(results, k)
+    results = group_by_variant(exp_metrics(list(runs)), list(variants), seeds)
+    text = seed_table(results, args.k or 1, mode=args.mode)
+    if args.k is None:   # also the largest k's per-sub-task CIs of seed 0, as before
+        first = {v: r[seeds[0]] for v, r in results.items()}
+        kmax = max(int(key.split("@")[1]) for key in next(iter(first.values()))["base"])
+        text += "\n" + seed_table(results, kmax, mode=args.mode) + "\n" + table(first, kmax)
     write_text(args.out, text)
     print(text)
     return 0

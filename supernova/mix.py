@@ -4,9 +4,14 @@ Strategies (``mix.strategy``):
 
 * ``micro`` — for each target sub-task, its top-``k`` source tasks by utility; the union. Only a
   measured gain counts (utility above ``min_utility``): a sub-task that no task improves adds no
-  task, and equal utilities are ordered by mean utility. If no task improves any sub-task, micro
-  falls back to macro's choice, and the manifest says so.
+  task (the manifest lists it under ``subtasks_without_task``, with the best candidate), and equal
+  utilities are ordered by mean utility. If no task improves any sub-task, micro falls back to
+  macro's choice, and the manifest says so.
 * ``macro`` — the top-``k`` source tasks by mean utility over sub-tasks.
+
+What "utility" means here: ``select_by: mean`` ranks by the point estimate, ``select_by: lcb`` by
+the lower bound of its 95% CI (a gain counts only when it is separable from no gain); against the
+base model (``score.baseline: base``) or net of the format control (``score.baseline: control``).
 * ``random`` — ``k`` tasks drawn with the seed.
 * ``all`` — every scored task.
 * ``manual`` — the tasks listed in ``manual_tasks``.
@@ -29,6 +34,7 @@ from .interventions import InterventionConfig
 from .utility import mean_by_task
 
 STRATEGIES = ("micro", "macro", "random", "all", "manual")
+SELECT_BY = ("mean", "lcb")
 
 
 @dataclass(frozen=True)
@@ -41,7 +47,10 @@ class MixConfig:
         total_size: items in the mixture, matched across strategies.
         per_task_cap: at most this many items from one task (``null``: no cap).
         manual_tasks: the task list for ``manual``.
-        min_utility: micro counts a task for a sub-task only when its utility there is above this.
+        min_utility: micro counts a task for a sub-task only when its utility there (its lower
+            confidence bound with ``select_by: lcb``) is above this.
+        select_by: rank by the utility's point estimate (``mean``) or by the lower bound of its
+            95% CI (``lcb``; needs RL utilities).
         seed: seed for random choices and item sampling.
         interventions: synthetic interventions applied to the mixture (see
             :class:`supernova.interventions.InterventionConfig`).
@@ -53,6 +62,7 @@ class MixConfig:
     per_task_cap: int | None = None
     manual_tasks: tuple[str, ...] = ()
     min_utility: float = 0.0
+    select_by: str = "mean"
     seed: int = 0
     interventions: InterventionConfig = field(default_factory=InterventionConfig)
 
@@ -60,10 +70,38 @@ class MixConfig:
         if self.strategy not in STRATEGIES:
             raise ParamsError(f"must be one of {STRATEGIES}, got {self.strategy!r}", file="params.yaml",
                               field="mix.strategy")
+        if self.select_by not in SELECT_BY:
+            raise ParamsError(f"must be one of {SELECT_BY}, got {self.select_by!r}", file="params.yaml",
+                              field="mix.select_by")
         if self.k < 1 or self.total_size < 1:
             raise ParamsError("k and total_size must be >= 1", file="params.yaml", field="mix")
         if self.strategy == "manual" and not self.manual_tasks:
             raise ParamsError("strategy manual needs a task list", file="params.yaml", field="mix.manual_tasks")
+
+
+def ranking_columns(cfg: MixConfig, baseline: str = "base") -> tuple[str, str]:
+    """(cell column, task-mean column) that the strategies rank by."""
+    if cfg.select_by == "mean":
+        return ("utility", "mean_utility") if baseline == "base" else ("net_utility", "net_mean_utility")
+    return ("ci_low", "ci_low") if baseline == "base" else ("net_ci_low", "net_ci_low")
+
+
+def _scores(m: pd.DataFrame, tasks: pd.DataFrame | None, cfg: MixConfig, baseline: str) -> tuple[pd.DataFrame, pd.Series]:
+    cell, mean = ranking_columns(cfg, baseline)
+    if tasks is None:
+        if cell != "utility":
+            raise ParamsError("ranking by a CI bound or net of the control needs the per-task table",
+                              file="params.yaml", field="mix.select_by")
+        means = mean_by_task(m).set_index("source_task")["mean_utility"]
+    else:
+        means = tasks.set_index("source_task")[mean]
+    bad = m[cell].isna().any() or means.isna().any()
+    if bad:
+        why = ("needs confidence intervals (score.method: rl)" if cfg.select_by == "lcb"
+               else "needs the format control (score.control: true)")
+        raise ParamsError(f"ranking by {cell!r} {why}", file="params.yaml",
+                          field="mix.select_by" if cfg.select_by == "lcb" else "score.baseline")
+    return m.assign(score=m[cell]), means
 
 
 def _top_by_mean(means: pd.Series, k: int) -> dict[str, dict[str, Any]]:
@@ -74,37 +112,58 @@ def _top_by_mean(means: pd.Series, k: int) -> dict[str, dict[str, Any]]:
 def _top_per_subtask(m: pd.DataFrame, means: pd.Series, cfg: MixConfig) -> dict[str, dict[str, Any]]:
     """Micro: each sub-task's top-k tasks among those with a gain there (ties: higher mean first)."""
     why: dict[str, dict[str, Any]] = {}
-    gains = m[m.utility > cfg.min_utility].assign(mean_utility=lambda d: d.source_task.map(means))
+    gains = m[m.score > cfg.min_utility].assign(mean_utility=lambda d: d.source_task.map(means))
     for target, g in gains.groupby("target_task", sort=True):
-        top = g.sort_values(["utility", "mean_utility", "source_task"], ascending=[False, False, True])
+        top = g.sort_values(["score", "mean_utility", "source_task"], ascending=[False, False, True])
         for rank, r in enumerate(top.head(cfg.k).itertuples(), 1):
             why.setdefault(r.source_task, {"chosen_for": {}})["chosen_for"][target] = {
-                "rank": rank, "utility": round(float(r.utility), 4)}
+                "rank": rank, ("utility" if cfg.select_by == "mean" else "utility_lcb"): round(float(r.score), 4)}
     return why
 
 
-def choose_tasks(m: pd.DataFrame, cfg: MixConfig) -> dict[str, dict[str, Any]]:
-    """Chosen tasks → why: mean utility and, for micro, the sub-tasks it ranks top-k on."""
-    means = mean_by_task(m).set_index("source_task")["mean_utility"]
-    tasks = sorted(means.index)
+def subtasks_without_task(m: pd.DataFrame, cfg: MixConfig, tasks: pd.DataFrame | None = None,
+                          baseline: str = "base") -> dict[str, str]:
+    """Micro: the sub-tasks that add no task, each with why (its best candidate's value)."""
+    if cfg.strategy != "micro":
+        return {}
+    scored, _ = _scores(m, tasks, cfg, baseline)
+    what = ("utility" if cfg.select_by == "mean" else "lower 95% bound of the utility") + (
+        "" if baseline == "base" else " net of the format control")
+    out = {}
+    for target, g in scored.groupby("target_task", sort=True):
+        best = g.sort_values(["score", "source_task"], ascending=[False, True]).iloc[0]
+        if best.score <= cfg.min_utility:
+            out[target] = (f"no task's {what} exceeds {cfg.min_utility} (best: {best.source_task}, "
+                           f"{best.score:.4f})")
+    return out
+
+
+def choose_tasks(m: pd.DataFrame, cfg: MixConfig, tasks: pd.DataFrame | None = None,
+                 baseline: str = "base") -> dict[str, dict[str, Any]]:
+    """Chosen tasks → why: mean utility and, for micro, the sub-tasks it ranks top-k on. ``m`` is
+    the utility matrix, ``tasks`` the per-task means with CIs (needed for ``select_by: lcb`` and
+    ``baseline: control``)."""
+    scored, means = _scores(m, tasks, cfg, baseline)
+    names = sorted(means.index)
     if cfg.strategy == "micro":
-        why = _top_per_subtask(m, means, cfg) or {
+        why = _top_per_subtask(scored, means, cfg) or {
             t: {**w, "fallback": f"no task's utility exceeds min_utility={cfg.min_utility} on any sub-task"}
             for t, w in _top_by_mean(means, cfg.k).items()}
     elif cfg.strategy == "macro":
         why = _top_by_mean(means, cfg.k)
     elif cfg.strategy == "random":
-        why = {t: {} for t in random.Random(cfg.seed).sample(tasks, min(cfg.k, len(tasks)))}
+        why = {t: {} for t in random.Random(cfg.seed).sample(names, min(cfg.k, len(names)))}
     elif cfg.strategy == "all":
-        why = {t: {} for t in tasks}
+        why = {t: {} for t in names}
     else:
         unknown = [t for t in cfg.manual_tasks if t not in means.index]
         if unknown:
-            raise ParamsError(f"task {unknown[0]!r} was not scored; scored tasks: {tasks}", file="params.yaml",
+            raise ParamsError(f"task {unknown[0]!r} was not scored; scored tasks: {names}", file="params.yaml",
                               field="mix.manual_tasks")
         why = {t: {} for t in cfg.manual_tasks}
+    key = "mean_utility" if cfg.select_by == "mean" else "mean_utility_lcb"
     for t in why:
-        why[t]["mean_utility"] = round(float(means[t]), 4)
+        why[t][key] = round(float(means[t]), 4)
     return dict(sorted(why.items()))
 
 
@@ -140,7 +199,8 @@ def draw_items(probed: dict[str, pd.DataFrame], chosen: list[str], cfg: MixConfi
 
 
 def manifest(cfg: MixConfig, why: dict[str, dict[str, Any]], items: pd.DataFrame, probed: dict[str, pd.DataFrame],
-             items_file: str, items_sha256: str, ranked_by: str, intervention_counts: dict[str, int]) -> dict:
+             items_file: str, items_sha256: str, ranked_by: str, intervention_counts: dict[str, int],
+             without_task: dict[str, str] | None = None) -> dict:
     """The human-readable record of the mixture, reviewed in pull requests."""
     counts = items["task"].value_counts()
     tasks = []
@@ -156,4 +216,5 @@ def manifest(cfg: MixConfig, why: dict[str, dict[str, Any]], items: pd.DataFrame
         "skills": sorted({t["skill"] for t in tasks}),
         "interventions": intervention_counts,
         "items_file": items_file, "items_sha256": items_sha256, "tasks": tasks,
+        **({"subtasks_without_task": without_task} if without_task else {}),
     }

@@ -12,8 +12,11 @@ TARGET_TEST = DATA / "items" / "targets" / "test.parquet"
 PROBE_DIR = DATA / "probe"                         # <task>.parquet
 BASELINE_DEV = DATA / "baseline" / "dev.parquet"
 BASELINE_TEST = DATA / "baseline" / "test.parquet"
-SCORE_DIR = DATA / "score"                         # <task>.parquet (per-item eval of the task's RL probe)
-UTILITY = DATA / "utility" / "utility.parquet"
+SCORE_DIR = DATA / "score"                         # <round>/<task>/{utility,items}.parquet
+HALVING_DIR = DATA / "halving"                     # <round>/<task>.json: which tasks a round runs
+UTILITY = DATA / "utility" / "utility.parquet"     # per run (task, seed): UTILITY rows
+UTILITY_MATRIX = DATA / "utility" / "matrix.parquet"
+TASK_UTILITY = DATA / "utility" / "tasks.parquet"
 MIXTURE = DATA / "mix" / "mixture.parquet"
 MIXTURE_MANIFEST = Path("mixture.yaml")
 SFT_SET = DATA / "sft" / "sft.parquet"
@@ -31,5 +34,10 @@ def probe_file(task: str) -> Path:
     return PROBE_DIR / f"{task}.parquet"
 
 
-def score_file(task: str) -> Path:
-    return SCORE_DIR / f"{task}.parquet"
+def score_dir(round_: str, task: str) -> Path:
+    """One scoring run's outputs: ``utility.parquet`` (UTILITY) and ``items.parquet`` (SCORE_EVAL)."""
+    return SCORE_DIR / round_ / task
+
+
+def promotion_file(round_: str, task: str) -> Path:
+    return HALVING_DIR / round_ / f"{task}.json"

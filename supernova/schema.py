@@ -57,12 +57,21 @@ EVAL = pa.schema([
     ("sample", pa.string()),       # first completion, kept for inspection
 ])
 
-#: Utility of a source task for a target sub-task: pass@k of the task's RL checkpoint minus
-#: the base model's, on the target's dev split, with a bootstrap confidence interval.
+#: Per-item evaluation counts of one utility run (a source task's RL checkpoint, one seed) on the
+#: target dev split: what the hierarchical bootstrap of the utility matrix resamples.
+SCORE_EVAL = pa.schema(list(EVAL) + [
+    ("source_task", pa.string()),  # the source task (or the format control) the checkpoint trained on
+    ("seed", pa.int32()),
+    ("round", pa.string()),        # scoring round ("r0", "r1", ...; see supernova.halving)
+])
+
+#: Utility of a source task for a target sub-task from one run (one seed): pass@k of the task's RL
+#: checkpoint minus the base model's, on the target's dev split, with a paired item-bootstrap CI.
 UTILITY = pa.schema([
     ("source_task", pa.string()),
     ("target_task", pa.string()),
     ("seed", pa.int32()),
+    ("round", pa.string()),        # scoring round the run belongs to
     ("k", pa.int32()),
     ("base", pa.float64()),
     ("trained", pa.float64()),
@@ -72,6 +81,38 @@ UTILITY = pa.schema([
     ("n_items", pa.int32()),
     ("method", pa.string()),       # "rl" or a proxy such as "gradient"
     ("seconds", pa.float64()),     # wall time of this task's run (training + evaluation, or the proxy)
+    ("parse_rate", pa.float64()),  # share of the checkpoint's completions with a readable answer
+])
+
+#: The utility matrix: one row per (source task, target sub-task), over every seed and round, with
+#: 95% CIs from the hierarchical (seeds x items) bootstrap; ``net_*`` is net of the format control.
+UTILITY_MATRIX = pa.schema([
+    ("source_task", pa.string()),
+    ("target_task", pa.string()),
+    ("k", pa.int32()),
+    ("utility", pa.float64()),     # mean over seeds of pass@k(checkpoint) - pass@k(base)
+    ("ci_low", pa.float64()),
+    ("ci_high", pa.float64()),
+    ("net_utility", pa.float64()),  # utility minus the format control's (NaN without a control)
+    ("net_ci_low", pa.float64()),
+    ("net_ci_high", pa.float64()),
+    ("control_utility", pa.float64()),  # the format control's own utility on this sub-task
+    ("seeds", pa.int32()),         # runs (seeds) the cell averages
+    ("n_items", pa.int32()),
+    ("parse_rate", pa.float64()),  # mean over the task's checkpoints
+])
+
+#: Mean utility of each source task over target sub-tasks (what macro ranks by), with CIs.
+TASK_UTILITY = pa.schema([
+    ("source_task", pa.string()),
+    ("k", pa.int32()),
+    ("mean_utility", pa.float64()),
+    ("ci_low", pa.float64()),
+    ("ci_high", pa.float64()),
+    ("net_mean_utility", pa.float64()),
+    ("net_ci_low", pa.float64()),
+    ("net_ci_high", pa.float64()),
+    ("seeds", pa.int32()),
 ])
 
 #: Items selected for SFT, with why they were selected.

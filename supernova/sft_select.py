@@ -21,6 +21,7 @@ from .prompts import PromptConfig
 log = logging.getLogger(__name__)
 SCORES = ("loss", "ifd")
 DIVERSITY = ("task", "skill", "cluster")
+POOLS = ("mixture", "scored")
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,9 @@ class SFTSelectConfig:
         clusters: number of k-means clusters for ``diversity: cluster``.
         batch_size: items per forward pass when scoring.
         seed: seed for clustering.
+        pool: draw candidates from the mixture's tasks (``mixture``) or from every scored source
+            task (``scored``: the SFT set is then the same whatever the mixture, so that mixing
+            strategies are compared with one SFT set).
     """
 
     size: int = 16
@@ -47,6 +51,7 @@ class SFTSelectConfig:
     clusters: int = 8
     batch_size: int = 16
     seed: int = 0
+    pool: str = "mixture"
 
     def __post_init__(self):
         if self.score not in SCORES:
@@ -55,6 +60,8 @@ class SFTSelectConfig:
             raise ParamsError(f"must be one of {DIVERSITY}", file="params.yaml", field="sft_select.diversity")
         if self.size < 1:
             raise ParamsError("must be >= 1", file="params.yaml", field="sft_select.size")
+        if self.pool not in POOLS:
+            raise ParamsError(f"must be one of {POOLS}", file="params.yaml", field="sft_select.pool")
 
 
 def answer_losses(model, tok, items: pd.DataFrame, prompt: PromptConfig, *, with_question: bool,
@@ -127,7 +134,7 @@ def select(probed: pd.DataFrame, model, tok, prompt: PromptConfig, cfg: SFTSelec
 def manifest(cfg: SFTSelectConfig, chosen: pd.DataFrame, candidates: int, items_file: str, sha: str) -> dict:
     return {
         "size": int(len(chosen)), "requested_size": cfg.size, "band": list(cfg.band), "score": cfg.score,
-        "diversity": cfg.diversity, "candidates": int(candidates),
+        "diversity": cfg.diversity, "pool": cfg.pool, "candidates": int(candidates),
         "items_file": items_file, "items_sha256": sha,
         "per_task": {t: int(n) for t, n in chosen["task"].value_counts().sort_index().items()},
         "mean_pass_rate": round(float(chosen["pass_rate"].mean()), 4),

@@ -63,3 +63,80 @@ def bbeh_adjusted_harmonic_mean(values: Iterable[float]) -> float:
 def chance_pass_at_k(options: int, k: int) -> float:
     """pass@k of a uniform guesser among ``options`` choices (0 for a free-form answer)."""
     return 0.0 if options < 1 else 1.0 - (1.0 - 1.0 / options) ** k
+
+
+def spearman_ci(x: Sequence[float], y: Sequence[float], *, iters: int = 2000, alpha: float = 0.05,
+                seed: int = 0) -> tuple[float, float, float]:
+    """Spearman's rho of paired ``x``, ``y`` (scipy) with a percentile bootstrap CI over pairs.
+
+    scipy's ``bootstrap`` returns no interval once one resample is undefined (all its x or all its
+    y equal, likely with few pairs); those resamples are left out here instead."""
+    from scipy.stats import spearmanr
+
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if len(x) < 3:
+        return (float("nan"),) * 3
+    rho = float(spearmanr(x, y).statistic)
+    rng = np.random.default_rng(seed)
+    stats = []
+    for idx in rng.integers(0, len(x), size=(iters, len(x))):
+        xs, ys = x[idx], y[idx]
+        if np.ptp(xs) > 0 and np.ptp(ys) > 0:
+            stats.append(spearmanr(xs, ys).statistic)
+    if not stats:
+        return rho, float("nan"), float("nan")
+    return rho, float(np.nanquantile(stats, alpha / 2)), float(np.nanquantile(stats, 1 - alpha / 2))
+
+
+def spearman_brown(r: float) -> float:
+    """Reliability of the whole from the correlation ``r`` between two halves: 2r / (1 + r)."""
+    return float("nan") if not np.isfinite(r) or r <= -1 else 2 * r / (1 + r)
+
+
+def hierarchical_bootstrap(per_seed: Sequence[np.ndarray], base: np.ndarray, groups: np.ndarray, *,
+                           iters: int = 1000, seed: int = 0) -> np.ndarray:
+    """Bootstrap replicates of the mean gain over ``base``, resampling seeds *and* items.
+
+    ``per_seed[j]`` is an array (seeds_j, items) of per-item scores of unit ``j`` (a source task),
+    one row per independent training seed; ``base`` is the reference's per-item scores (items,);
+    ``groups`` (items,) assigns every item to a group (a target sub-task). Each replicate draws,
+    per group, items with replacement — the same draw for every unit and the reference, so
+    differences between units stay paired — and, per unit, its seeds with replacement
+    (independently: different units are different runs). Returns (iters, units, n_groups): the
+    replicate's mean over drawn seeds and drawn items of the unit's scores minus the reference's,
+    per group (groups in sorted order). Seed-to-seed variance is therefore inside the interval,
+    which averaging per-seed CI bounds leaves out. The seed level is rescaled by sqrt(s / (s - 1))
+    around the replicate's all-seed mean, so that resampling a handful of seeds does not shrink
+    their variance by (s - 1) / s. (scipy's ``bootstrap`` resamples one level only.)
+    """
+    rng = np.random.default_rng(seed)
+    labels = np.unique(groups)
+    out = np.empty((iters, len(per_seed), len(labels)))
+    for g, label in enumerate(labels):
+        cols = np.flatnonzero(groups == label)
+        n = len(cols)
+        w_items = np.stack([np.bincount(rng.integers(0, n, n), minlength=n) for _ in range(iters)]) / n
+        ref = w_items @ base[cols]
+        for j, scores in enumerate(per_seed):
+            s = scores.shape[0]
+            item_means = w_items @ scores[:, cols].T                       # (iters, seeds)
+            mean = item_means.mean(axis=1)
+            if s > 1:
+                w_seeds = np.stack([np.bincount(rng.integers(0, s, s), minlength=s) for _ in range(iters)]) / s
+                mean = mean + np.sqrt(s / (s - 1)) * ((w_seeds * item_means).sum(axis=1) - mean)
+            out[:, j, g] = mean - ref
+    return out
+
+
+def mean_t_ci(values: Sequence[float], alpha: float = 0.05) -> tuple[float, float, float]:
+    """Mean of independent replicates (e.g. one value per training seed) with its Student-t CI
+    (scipy); NaN bounds for fewer than two values, a zero-width CI for values that are all equal."""
+    from scipy.stats import ttest_1samp
+
+    v = np.asarray(values, dtype=float)
+    if len(v) < 2:
+        return (float(v.mean()) if len(v) else float("nan"), float("nan"), float("nan"))
+    if np.ptp(v) == 0:
+        return (float(v[0]),) * 3
+    ci = ttest_1samp(v, 0.0).confidence_interval(1 - alpha)
+    return float(v.mean()), float(ci.low), float(ci.high)

@@ -106,6 +106,11 @@ def params_read(files: set[Path]) -> set[str]:
                     pkg = module_name(path).rpartition(".")[0] if path.name != "__init__.py" else module_name(path)
                     mod = ".".join(pkg.split(".")[:len(pkg.split(".")) - node.level + 1] + [mod])
                 names.update({a.asname or a.name: mod for a in node.names})
+        # params["a"]["b"] reads a.b, not all of a
+        nested = {id(node.value): f"{node.value.slice.value}.{node.slice.value}" for node in ast.walk(tree)
+                  if isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant)
+                  and isinstance(node.value, ast.Subscript) and getattr(node.value.value, "id", None) == "params"
+                  and isinstance(node.value.slice, ast.Constant)}
         for node in ast.walk(tree):
             if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "from_section":
                 cls_name, section = node.args[0].id, node.args[2].value
@@ -115,7 +120,7 @@ def params_read(files: set[Path]) -> set[str]:
                 keys |= _dataclass_keys(cls, section, ignore)
             elif (isinstance(node, ast.Subscript) and getattr(node.value, "id", None) == "params"
                   and isinstance(node.slice, ast.Constant)):
-                keys.add(node.slice.value)
+                keys.add(nested.get(id(node), node.slice.value))
             elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "get"
                   and getattr(node.func.value, "id", None) == "params" and isinstance(node.args[0], ast.Constant)):
                 keys.add(node.args[0].value)
@@ -136,6 +141,14 @@ def missing_params(stage: dict) -> list[str]:
 def test_every_imported_module_is_a_dependency(name):
     missing = missing_code_deps(stages()[name])
     assert not missing, f"stage {name} imports {missing}, which dvc.yaml does not list in its deps"
+
+
+@pytest.mark.parametrize("name", sorted(stages()))
+def test_every_code_dependency_exists(name):
+    stage = stages()[name]
+    deps = [d for d in stage.get("do", stage).get("deps", []) if d.startswith(("supernova", "stages"))]
+    gone = [d for d in deps if not (ROOT / d).exists()]
+    assert not gone, f"stage {name} lists {gone} in its deps, which do not exist"
 
 
 @pytest.mark.parametrize("name", sorted(stages()))

@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 from supernova.errors import ParamsError
-from supernova.mix import MixConfig, allocate, choose_tasks, draw_items, manifest
+from supernova.mix import MixConfig, allocate, choose_tasks, draw_items, manifest, subtasks_without_task
 from supernova.utility import matrix, mean_by_task
 
 # utility[source][target]: a is best on average, b is best on t2 only, c is best on t3 only.
@@ -100,3 +100,52 @@ def test_manifest_records_counts_and_hash():
     assert man["tasks"] == [{"task": "a", "skill": "skill_a", "items": 4, "kept_available": 6, "base_pass_rate": 0.5,
                              "rank": 1, "mean_utility": 0.2}]
     assert man["items_sha256"] == "abc" and man["total_items"] == 4
+
+
+def cells(spec):
+    """spec[source][target] = (utility, ci_low, net_utility, net_ci_low) -> matrix and task means."""
+    m = pd.DataFrame([{"source_task": s, "target_task": t, "utility": u, "ci_low": lo, "net_utility": nu,
+                       "net_ci_low": nlo} for s, row in spec.items() for t, (u, lo, nu, nlo) in row.items()])
+    tasks = m.groupby("source_task").agg(mean_utility=("utility", "mean"), ci_low=("ci_low", "mean"),
+                                         net_mean_utility=("net_utility", "mean"),
+                                         net_ci_low=("net_ci_low", "mean")).reset_index()
+    return m, tasks
+
+
+# a: high but noisy gains; b: smaller, tightly measured gains; on t2 nothing is separable from 0
+SPEC = {"a": {"t1": (0.20, -0.05, 0.10, -0.15), "t2": (0.10, -0.02, 0.00, -0.12)},
+        "b": {"t1": (0.12, 0.04, 0.02, -0.01), "t2": (0.05, -0.01, -0.05, -0.11)}}
+
+
+def test_lcb_selection_prefers_the_separable_gain_and_says_why_a_subtask_adds_nothing():
+    m, tasks = cells(SPEC)
+    assert list(choose_tasks(m, MixConfig(strategy="micro"), tasks)) == ["a"]       # by the point estimate
+    lcb = MixConfig(strategy="micro", select_by="lcb")
+    why = choose_tasks(m, lcb, tasks)
+    assert why == {"b": {"chosen_for": {"t1": {"rank": 1, "utility_lcb": 0.04}}, "mean_utility_lcb": 0.015}}
+    without = subtasks_without_task(m, lcb, tasks)
+    assert list(without) == ["t2"] and "lower 95% bound" in without["t2"] and "best: b, -0.0100" in without["t2"]
+    assert list(choose_tasks(m, MixConfig(strategy="macro", select_by="lcb"), tasks)) == ["b"]
+    assert subtasks_without_task(m, MixConfig(strategy="micro"), tasks) == {}
+
+
+def test_ranking_net_of_the_control():
+    m, tasks = cells(SPEC)
+    # net of the control only a's t1 gain (0.10) and b's (0.02) are gains; t2 has none
+    why = choose_tasks(m, MixConfig(strategy="micro"), tasks, baseline="control")
+    assert list(why) == ["a"] and why["a"]["chosen_for"] == {"t1": {"rank": 1, "utility": 0.1}}
+    assert "net of the format control" in subtasks_without_task(m, MixConfig(strategy="micro"), tasks,
+                                                                baseline="control")["t2"]
+    # no separable net gain anywhere: micro falls back to macro's choice, and says so
+    fb = choose_tasks(m, MixConfig(strategy="micro", select_by="lcb"), tasks, baseline="control")
+    assert list(fb) == ["b"] and "fallback" in fb["b"]
+
+
+def test_lcb_without_confidence_intervals_is_an_error():
+    m, tasks = cells(SPEC)
+    with pytest.raises(ParamsError, match="mix.select_by"):
+        choose_tasks(m.assign(ci_low=float("nan")), MixConfig(select_by="lcb"), tasks.assign(ci_low=float("nan")))
+    with pytest.raises(ParamsError, match="score.baseline"):
+        choose_tasks(m.assign(net_utility=float("nan")), MixConfig(), tasks, baseline="control")
+    with pytest.raises(ParamsError, match="mix.select_by"):
+        MixConfig(select_by="median")

@@ -9,6 +9,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -17,8 +18,11 @@ from conftest import make_project
 pytestmark = pytest.mark.slow
 RESULTS = ["mixture.yaml", "sft_set.yaml", "metrics/eval.json", "metrics/plots/eval_passk.json",
            "metrics/train/grpo/metrics.json", "metrics/train/grpo/plots/metrics/reward.tsv"]
-STAGES = ["prepare-model", "ingest", "probe", "baseline", "score@syllogism", "score@basic_arithmetic", "utility",
-          "mix", "sft-select", "rl-train", "evaluate"]
+SCORE_STAGES = ["promote-r0", "score@syllogism-r0", "score@basic_arithmetic-r0", "score-control@r0", "promote-r1",
+                "score@syllogism-r1", "score@basic_arithmetic-r1", "score-control@r1", "promote-r2",
+                "score@syllogism-r2", "score@basic_arithmetic-r2", "score-control@r2"]
+STAGES = ["prepare-model", "ingest", "probe", "baseline", *SCORE_STAGES, "utility", "mix", "sft-select", "rl-train",
+          "evaluate"]
 
 
 def dvc(project: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -36,7 +40,7 @@ def ran_stages(output: str) -> list[str]:
 def ran(tmp_path_factory) -> Path:
     project = make_project(tmp_path_factory.mktemp("pipeline") / "project")
     res = dvc(project, "repro")
-    assert ran_stages(res.stdout) == STAGES
+    assert sorted(ran_stages(res.stdout)) == sorted(STAGES)
     subprocess.run(["git", "add", "-A"], cwd=project, check=True)
     subprocess.run(["git", "commit", "-qm", "tiny run"], cwd=project, check=True)
     return project
@@ -60,8 +64,16 @@ def test_outputs_metrics_and_manifests(ran):
     import pandas as pd
     dev = pd.read_parquet(ran / "data" / "items" / "targets" / "dev.parquet")
     assert set(dev["task"]) == {"course_schedule", "leg_counting"}
-    util = pd.concat(pd.read_parquet(f) for f in (ran / "data" / "utility").glob("*.parquet"))
+    util = pd.read_parquet(ran / "data" / "utility" / "matrix.parquet")
     assert set(util["target_task"]) == {"course_schedule", "leg_counting"}
+    assert set(util["source_task"]) == {"syllogism", "basic_arithmetic"}      # the control is not a source
+    np.testing.assert_allclose(util["net_utility"], util["utility"] - util["control_utility"])
+    um = json.loads((ran / "metrics" / "utility.json").read_text())
+    assert um["control"]["seeds"] == 1 and um["reliability"] and "separation" in um
+    assert set(um["parse_rate"]["checkpoints"]) == {"syllogism", "basic_arithmetic"}
+    # exhaustive: later rounds run nothing, and say so
+    assert not json.loads((ran / "data/halving/r1/syllogism.json").read_text())["promoted"]
+    assert pd.read_parquet(ran / "data/score/r1/syllogism/items.parquet").empty
     assert "computer_science" not in (ran / "mixture.yaml").read_text()
     ingested = json.loads((ran / "metrics" / "ingest.json").read_text())["targets"]
     assert ingested["computer_science"]["name_in_source"] == "computer science"
@@ -82,7 +94,7 @@ def test_outputs_metrics_and_manifests(ran):
     assert ev["compute"]["evaluate"]["cpu_capability"] == detect().cpu_capability
     assert ev["compute"]["rl_train"]["grpo"] == {"mixed_precision": resolve_precision("auto"), "rollouts": "transformers"}
     assert ev["compute"]["rl_train"]["sft"] == {"mixed_precision": resolve_precision("auto")}
-    score = read_meta(ran / "data" / "score" / "syllogism.parquet")["compute"]
+    score = read_meta(ran / "data" / "score" / "r0" / "syllogism" / "utility.parquet")["compute"]
     assert score["training"]["mixed_precision"] == resolve_precision("auto") and score["evaluation"] == sampled
     man = yaml.safe_load((ran / "mixture.yaml").read_text())
     assert man["strategy"] == "micro" and man["tasks"] and man["total_items"] == 4
@@ -95,6 +107,32 @@ def test_outputs_metrics_and_manifests(ran):
     for title in ("pass@k, base vs trained", "pass@1 per target sub-task, base vs trained",
                   "mean utility per source task", "utility, source task x target sub-task", "GRPO reward per step"):
         assert title in ids, f"plot {title!r} missing from dvc plots show"
+
+
+def test_halving_and_an_added_task_keep_finished_runs_cached(ran, tmp_path):
+    p = copy(ran, tmp_path / "p")
+    params = yaml.safe_load((p / "params.yaml").read_text())
+    params["score"].update(schedule="halving", halving={"rounds": 2, "eta": 2, "rank_by": "mean"})
+    (p / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    ran_now = ran_stages(dvc(p, "repro", "utility").stdout)
+    # round r0 is unchanged: its runs stay cached; r1 runs the better task with 2 new seeds (and the control)
+    assert "promote-r1" in ran_now and not [s for s in ran_now if s.startswith("score") and s.endswith("r0")]
+    decision = json.loads((p / "data/halving/r1/decision.json").read_text())
+    assert len(decision["promoted"]) == 1 and decision["runs"] == 2
+    winner = decision["promoted"][0]
+    assert pd_rows(p / f"data/score/r1/{winner}/items.parquet")["seed"].nunique() == 2
+    assert json.loads((p / "metrics/utility.json").read_text())["control"]["seeds"] == 3
+    # a third source task (already ingested and probed): its r0 run is new, the others' are not redone
+    params["score"]["tasks"].append("letter_counting")
+    (p / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    ran_now = ran_stages(dvc(p, "repro", "utility").stdout)
+    assert "score@letter_counting-r0" in ran_now
+    assert not {"score@syllogism-r0", "score@basic_arithmetic-r0", "score-control@r0"} & set(ran_now)
+
+
+def pd_rows(path):
+    import pandas as pd
+    return pd.read_parquet(path)
 
 
 def test_second_repro_does_nothing(ran):

@@ -98,3 +98,31 @@ def test_eval_report_keeps_every_number_a_scalar_for_dvc():
     assert [c["k"] for c in curve] == [1, 4] and len(bars) == 6
     text = table({"trained": metrics}, 4)
     assert "### Out-of-distribution (evaluation-only) targets: pass@4 per sub-task" in text
+
+
+def test_seeded_runs_set_every_seed_key_and_the_mode():
+    from supernova.experiments import seeded
+
+    runs = seeded({"macro": ["mix.strategy=macro"]}, [0, 1], "paper")
+    assert list(runs) == ["macro-s0", "macro-s1"]
+    assert runs["macro-s1"] == ["mix.strategy=macro", "rl_train.sft.enabled=false", "rl_train.grpo.seed=1",
+                                "rl_train.sft.seed=1", "mix.seed=1"]
+    assert "sft_select.pool=scored" in seeded({"micro": []}, [0], "default")["micro-s0"]
+
+
+def test_seed_table_gives_means_t_cis_and_a_paired_verdict():
+    from supernova.experiments import seed_table
+
+    results = {"macro": {s: eval_json(0.2, v) for s, v in enumerate([0.30, 0.32, 0.34])},
+               "micro": {s: eval_json(0.2, v) for s, v in enumerate([0.40, 0.43, 0.43])}}
+    text = seed_table(results, 1)
+    lines = text.splitlines()
+    assert "mean over 3 seeds [0, 1, 2]" in lines[0]
+    assert lines[4] == "| base | 20.0 | 20.0 | 20.0 |"
+    # macro: mean 32.0, t-CI 32 +- 4.303 * 2 / sqrt(3) = [27.0, 37.0]
+    assert lines[5] == "| macro | 32.0 [27.0, 37.0] | 32.0 [27.0, 37.0] | 32.0 [27.0, 37.0] |"
+    diff = next(ln for ln in lines if ln.startswith("| micro − macro"))
+    assert diff.startswith("| micro − macro | 10.0 [") and diff.endswith("| micro better |")
+    assert any(ln.startswith("| macro − base | 12.0 [") and ln.endswith("macro better |") for ln in lines)
+    close = {"macro": results["macro"], "micro": {s: eval_json(0.2, v) for s, v in enumerate([0.28, 0.36, 0.33])}}
+    assert "no significant difference" in next(ln for ln in seed_table(close, 1).splitlines() if "micro − macro" in ln)

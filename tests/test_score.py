@@ -55,15 +55,36 @@ def test_gradient_proxy_is_a_cosine_and_self_alignment_is_one(tiny_model):
     assert -1 <= cos["basic_arithmetic"] < cos["syllogism"]
 
 
-def test_gradient_rows_hold_at_every_k_and_a_missing_k_names_score_k():
-    import pandas as pd
-    import pytest
+def test_format_control_items_keep_the_prompts_but_not_the_answers():
+    from supernova.score import CONTROL, control_items
 
+    probes = {"syllogism": frame("syllogism", 12), "basic_arithmetic": frame("basic_arithmetic", 12, seed=2)}
+    for df in probes.values():
+        df["kept"] = True
+    ctrl = control_items(probes, 16, seed=0)
+    assert len(ctrl) == 16 and set(ctrl["task"]) == {CONTROL} and ctrl["kept"].all()
+    originals = pd.concat(probes.values())
+    assert set(ctrl["question"]) <= set(originals["question"])              # the same prompts
+    assert ctrl["source"].str.startswith("control:").all()
+    assert {s.split(":", 1)[1] for s in ctrl["source"]} == set(originals["source"])   # from both tasks
+    gold = dict(zip(originals["question"], originals["answer"]))
+    # answers carry no task signal: over many draws, the share matching the gold is near chance
+    many = pd.concat([control_items(probes, 24, seed=s) for s in range(20)])
+    match = (many["answer"] == many["question"].map(gold)).mean()
+    assert match < 0.6
+    assert control_items(probes, 16, seed=0)["uid"].tolist() == ctrl["uid"].tolist()
+
+
+def test_score_config_checks_control_and_baseline():
     from supernova.errors import ParamsError
-    from supernova.utility import ANY_K, matrix
+    from supernova.score import ScoreConfig
 
-    rows = pd.DataFrame({"source_task": ["s", "s"], "target_task": ["a", "b"], "seed": 0, "k": ANY_K,
-                         "utility": [0.1, -0.2], "ci_low": float("nan"), "ci_high": float("nan")})
-    assert matrix(rows, 4)["utility"].tolist() == [0.1, -0.2]
-    with pytest.raises(ParamsError, match=r"field score.k: no utility rows at pass@4; the scores hold k in \[1, 2\]"):
-        matrix(rows.assign(k=[1, 2]), 4)
+    assert ScoreConfig(tasks=("a",)).units == ["a", "format_control"]
+    with pytest.raises(ParamsError, match="score.baseline"):
+        ScoreConfig(tasks=("a",), control=False, baseline="control")
+    with pytest.raises(ParamsError, match="score.tasks"):
+        ScoreConfig(tasks=("a", "format_control"))
+    with pytest.raises(ParamsError, match="score.control_tasks"):
+        ScoreConfig(tasks=("a",), control_tasks=("b",)).require_tasks()
+    with pytest.raises(ParamsError, match="score.schedule"):
+        ScoreConfig(tasks=("a",), schedule="random")

@@ -52,3 +52,52 @@ def test_bbeh_adjusted_harmonic_mean_is_hm_of_percent_plus_one_with_nothing_subt
 def test_chance_pass_at_k_of_a_uniform_guesser(options, k, expected):
     assert chance_pass_at_k(options, k) == pytest.approx(expected)
     assert chance_pass_at_k(4, 8) > 0.89        # pass@8 on 4 options: about 90% for a guesser
+
+
+def _seed_dominated(rng, seeds, items=96, seed_sd=0.1, gain=0.05, n=8):
+    p = rng.uniform(0.2, 0.6, items)
+    base = rng.binomial(n, p) / n
+    delta = rng.normal(0, seed_sd, seeds)
+    return rng.binomial(n, np.clip(p[None] + gain + delta[:, None], 0, 1)) / n, base
+
+
+def test_hierarchical_bootstrap_covers_a_known_gain_despite_seed_variance():
+    """Synthetic runs with a known gain (0.05) and a seed effect (sd 0.1) larger than the item
+    noise: the seeds x items bootstrap covers close to 95%; averaging per-seed item-bootstrap
+    bounds (the old table) misses the seed variance and covers far less."""
+    from supernova.stats import hierarchical_bootstrap
+
+    rng = np.random.default_rng(7)
+    hits = hits_avg = 0
+    sims = 200
+    for i in range(sims):
+        trained, base = _seed_dominated(rng, seeds=6)
+        reps = hierarchical_bootstrap([trained], base, np.zeros(len(base), int), iters=400, seed=i)[:, 0, 0]
+        lo, hi = np.quantile(reps, [0.025, 0.975])
+        hits += lo <= 0.05 <= hi
+        bounds = np.array([bootstrap_diff_ci(t, base, iters=400, seed=i) for t in trained])
+        hits_avg += bounds[:, 0].mean() <= 0.05 <= bounds[:, 1].mean()
+    assert 0.88 <= hits / sims <= 0.99
+    assert hits_avg / sims < 0.8
+
+
+def test_hierarchical_bootstrap_keeps_units_paired():
+    from supernova.stats import hierarchical_bootstrap
+
+    rng = np.random.default_rng(0)
+    a = rng.random((3, 20))
+    reps = hierarchical_bootstrap([a, a + 0.1], rng.random(20), np.repeat([0, 1], 10), iters=200)
+    assert reps.shape == (200, 2, 2)
+    # the same seeds resampled differently per unit, but the same items: a constant shift of 0.1
+    # survives only up to the seed draw, so the two units' replicates are strongly correlated
+    assert np.corrcoef(reps[:, 0, 0], reps[:, 1, 0])[0, 1] > 0.5
+
+
+def test_spearman_ci_and_t_ci():
+    from supernova.stats import mean_t_ci, spearman_brown, spearman_ci
+
+    rho, lo, hi = spearman_ci(np.arange(10), np.arange(10) + np.random.default_rng(0).normal(0, 1, 10))
+    assert lo <= rho <= hi and rho > 0.8
+    assert spearman_brown(0.5) == pytest.approx(2 / 3)
+    m, lo, hi = mean_t_ci([0.1, 0.2, 0.3])
+    assert m == pytest.approx(0.2) and lo < 0.2 < hi and hi - lo == pytest.approx(2 * 4.303 * 0.1 / 3 ** 0.5, rel=1e-3)

@@ -1,0 +1,107 @@
+"""The utility matrix from per-item runs: hierarchical CIs, the format control's bookkeeping,
+separation of the top task, reliability of the ranking, and the stage's error on a missing item."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from supernova.errors import InputError
+from supernova.schema import SCORE_EVAL, TASK_UTILITY, UTILITY_MATRIX, conform
+from supernova.utility import build, estimate, item_scores, reliability
+
+TARGETS = {"t1": 24, "t2": 24}
+
+
+def base_rows(rng, p=0.3, n=8):
+    return pd.DataFrame([{"model": "base", "task": t, "uid": f"{t}-{i}", "n": n,
+                          "correct": int(rng.binomial(n, p)), "parsed": n // 2, "sample": ""}
+                         for t, m in TARGETS.items() for i in range(m)])
+
+
+def runs(rng, gains: dict, seeds=(0, 1, 2), seed_sd=0.0, p=0.3, n=8, parsed=8):
+    out = []
+    for task, g in gains.items():
+        for s in seeds:
+            shift = rng.normal(0, seed_sd)
+            for t, m in TARGETS.items():
+                gain = g[t] if isinstance(g, dict) else g
+                for i in range(m):
+                    out.append({"model": f"score:{task}", "task": t, "uid": f"{t}-{i}", "n": n, "parsed": parsed,
+                                "correct": int(rng.binomial(n, np.clip(p + gain + shift, 0, 1))), "sample": "",
+                                "source_task": task, "seed": s, "round": "r0"})
+    return pd.DataFrame(out)
+
+
+def test_net_of_control_is_raw_minus_control_in_every_cell_and_the_control_is_never_a_source():
+    rng = np.random.default_rng(0)
+    items = runs(rng, {"a": 0.3, "b": 0.25, "format_control": 0.2})
+    sc = item_scores(items, base_rows(rng), ["a", "b", "format_control"], 1, file="x")
+    est = estimate(sc, ["a", "b"], "format_control", 1, iters=300)
+    conform(est.matrix, UTILITY_MATRIX)
+    conform(est.tasks, TASK_UTILITY)
+    m = est.matrix
+    assert set(m["source_task"]) == {"a", "b"}
+    np.testing.assert_allclose(m["net_utility"], m["utility"] - m["control_utility"])
+    assert (m["utility"] > 0.1).all()          # raw: every cell positive, as with format learning
+    assert (m["net_utility"] < m["utility"]).all() and (m["net_ci_low"] <= m["net_utility"]).all()
+    assert m["seeds"].eq(3).all() and m["parse_rate"].eq(1.0).all()
+
+
+def test_without_a_control_net_columns_are_empty():
+    rng = np.random.default_rng(1)
+    sc = item_scores(runs(rng, {"a": 0.2, "b": 0.1}), base_rows(rng), ["a", "b"], 1, file="x")
+    est = estimate(sc, ["a", "b"], None, 1, iters=100)
+    assert est.matrix["net_utility"].isna().all() and est.tasks["net_mean_utility"].isna().all()
+
+
+def test_separation_flags_a_clear_leader_only():
+    rng = np.random.default_rng(2)
+    gains = {"a": {"t1": 0.45, "t2": 0.05}, "b": {"t1": 0.05, "t2": 0.06}, "c": {"t1": 0.0, "t2": 0.05}}
+    sc = item_scores(runs(rng, gains), base_rows(rng), list(gains), 1, file="x")
+    sep = estimate(sc, list(gains), None, 1, iters=500).separation
+    assert sep["t1"]["top"] == "a" and sep["t1"]["separable"] and sep["t1"]["ci_low"] > 0
+    assert not sep["t2"]["separable"] and sep["t2"]["ci_low"] <= 0 <= sep["t2"]["ci_high"]
+
+
+def test_reliability_is_high_for_distinct_tasks_and_near_zero_for_identical_ones():
+    rng = np.random.default_rng(3)
+    distinct = {f"s{i}": 0.08 * i for i in range(6)}
+    same = {f"s{i}": 0.1 for i in range(6)}
+    base = base_rows(rng)
+    hi = reliability(item_scores(runs(rng, distinct, seeds=(0, 1, 2, 3)), base, list(distinct), 1, file="x"),
+                     list(distinct), splits=40)
+    lo = reliability(item_scores(runs(rng, same, seeds=(0, 1, 2, 3)), base, list(same), 1, file="x"),
+                     list(same), splits=40)
+    assert hi["halves"] == "seeds" and hi["reliability"] > 0.9 and hi["reliability_ci_low"] > 0.5
+    assert abs(lo["split_half_spearman"]) < 0.4 and lo["reliability_ci_low"] < 0
+    one_seed = reliability(item_scores(runs(rng, distinct, seeds=(0,)), base, list(distinct), 1, file="x"),
+                           list(distinct), splits=40)
+    assert one_seed["halves"] == "items" and one_seed["reliability"] > 0.8
+
+
+def test_build_reports_reliability_separation_control_and_difficulty():
+    rng = np.random.default_rng(4)
+    gains = {"a": 0.3, "b": 0.2, "c": 0.1, "format_control": 0.15}
+    items = runs(rng, gains, seeds=(0, 1))
+    util = items.groupby(["source_task", "seed", "round", "task"]).size().reset_index(name="n").rename(
+        columns={"task": "target_task"}).assign(k=1, utility=0.0)
+    m, tasks, metrics = build(util, items, base_rows(rng), ["a", "b", "c"], "format_control", 1, "rl",
+                              {"a": 0.1, "b": 0.2, "c": 0.3}, iters=200)
+    assert metrics["best_task"] == "a" and metrics["reliability"]["halves"] == "seeds"
+    assert metrics["control"]["seeds"] == 2 and set(metrics["control"]["utility"]) == set(TARGETS)
+    assert metrics["tasks"]["a"]["net"]["value"] == pytest.approx(metrics["tasks"]["a"]["raw"]["value"]
+                                                                  - np.mean(list(metrics["control"]["utility"].values())),
+                                                                  abs=2e-4)
+    assert metrics["difficulty_vs_utility"]["raw"]["spearman"] == pytest.approx(-1.0)
+    assert metrics["parse_rate"]["base"] == {"t1": 0.5, "t2": 0.5}
+    assert metrics["schedule"] == {"r0": {"tasks": ["a", "b", "c"], "runs": 6}}
+    assert 0 <= metrics["separable_subtasks"] <= 2
+
+
+def test_a_run_missing_a_dev_item_is_an_error_naming_the_task():
+    rng = np.random.default_rng(5)
+    items = runs(rng, {"a": 0.1})
+    with pytest.raises(InputError, match="task a: field uid: seed 1: no result for dev item"):
+        item_scores(items.drop(index=items.index[(items.seed == 1)][:1]), base_rows(rng), ["a"], 1, file="data/score")
+    with pytest.raises(InputError, match="task b"):
+        item_scores(items, base_rows(rng), ["a", "b"], 1, file="data/score")
