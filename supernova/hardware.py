@@ -74,7 +74,11 @@ class Hardware:
     memory_gib: float = 4.0
 
     @property
-    def amx_bf16(self) -> bool:
+    def native_bf16(self) -> bool:
+        """bf16 computed natively and faster than fp32: a CUDA device with bf16, or a CPU with
+        AMX-BF16 whose torch kernels run at AVX512 (see the module's table)."""
+        if self.device == "cuda":
+            return self.cuda_bf16
         return self.cpu_capability == "AVX512" and "amx_bf16" in self.cpu_flags
 
 
@@ -127,9 +131,7 @@ def resolve_dtype(value: str, hw: Hardware | None = None, *, field: str = "gener
     _check(value, DTYPES, field)
     if value != "auto":
         return value
-    hw = hw or detect()
-    native = hw.cuda_bf16 if hw.device == "cuda" else hw.amx_bf16
-    return "bfloat16" if native else "float32"
+    return "bfloat16" if (hw or detect()).native_bf16 else "float32"
 
 
 def resolve_precision(value: str, hw: Hardware | None = None, *, field: str = "mixed_precision") -> str:
@@ -138,9 +140,7 @@ def resolve_precision(value: str, hw: Hardware | None = None, *, field: str = "m
     _check(value, PRECISIONS, field)
     if value != "auto":
         return value
-    hw = hw or detect()
-    native = hw.cuda_bf16 if hw.device == "cuda" else hw.amx_bf16
-    return "bf16" if native else "no"
+    return "bf16" if (hw or detect()).native_bf16 else "no"
 
 
 def vllm_installed() -> bool:
