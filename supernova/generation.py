@@ -32,7 +32,8 @@ from typing import Any, Sequence
 from tqdm.auto import tqdm
 
 from .errors import ParamsError
-from .hardware import DTYPES, ComputeConfig, apply_threads, log_resolved, resolve_backend, resolve_dtype
+from .hardware import (DTYPES, ComputeConfig, apply_threads, check_choice, log_resolved, resolve_backend,
+                       resolve_dtype)
 
 log = logging.getLogger(__name__)
 
@@ -76,12 +77,8 @@ class GenerationConfig:
     max_model_len: int = 1024
 
     def __post_init__(self):
-        if self.backend not in BACKENDS:
-            raise ParamsError(f"must be one of {BACKENDS}, got {self.backend!r}", file="params.yaml",
-                              field="generation.backend")
-        if self.dtype not in DTYPES:
-            raise ParamsError(f"must be one of {DTYPES}, got {self.dtype!r}", file="params.yaml",
-                              field="generation.dtype")
+        check_choice(self.backend, BACKENDS, "generation.backend")
+        check_choice(self.dtype, DTYPES, "generation.dtype")
 
 
 def request_seed(seed: int, key: str) -> int:

@@ -121,14 +121,15 @@ def detect() -> Hardware:
     )
 
 
-def _check(value: str, allowed: tuple[str, ...], field: str) -> None:
+def check_choice(value: str, allowed: tuple[str, ...], field: str) -> None:
+    """One line naming ``field`` unless ``value`` is one of ``allowed``."""
     if value not in allowed:
         raise ParamsError(f"must be one of {allowed}, got {value!r}", file="params.yaml", field=field)
 
 
 def resolve_dtype(value: str, hw: Hardware | None = None, *, field: str = "generation.dtype") -> str:
     """The dtype to sample in: ``value`` unless it is ``auto`` (see the module's table)."""
-    _check(value, DTYPES, field)
+    check_choice(value, DTYPES, field)
     if value != "auto":
         return value
     return "bfloat16" if (hw or detect()).native_bf16 else "float32"
@@ -137,7 +138,7 @@ def resolve_dtype(value: str, hw: Hardware | None = None, *, field: str = "gener
 def resolve_precision(value: str, hw: Hardware | None = None, *, field: str = "mixed_precision") -> str:
     """Training precision, ``bf16`` (autocast over fp32 weights) or ``no``: ``value`` unless it
     is ``auto`` (see the module's table)."""
-    _check(value, PRECISIONS, field)
+    check_choice(value, PRECISIONS, field)
     if value != "auto":
         return value
     return "bf16" if (hw or detect()).native_bf16 else "no"
@@ -154,7 +155,7 @@ def resolve_backend(value: str, *, vllm: bool | None = None) -> tuple[str, str]:
     a one-line error."""
     from .generation import BACKENDS
 
-    _check(value, BACKENDS, "generation.backend")
+    check_choice(value, BACKENDS, "generation.backend")
     vllm = vllm_installed() if vllm is None else vllm
     if value == "vllm" and not vllm:
         raise ParamsError("backend vllm requested but vLLM is not installed (pip install -e '.[cpu]' or '.[gpu]')",

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..errors import ParamsError
-from ..hardware import PRECISIONS
+from ..hardware import PRECISIONS, check_choice
 
 WEIGHT_DTYPES = ("float32", "bfloat16")
 
@@ -71,8 +71,8 @@ class GRPOSettings:
     seed: int = 0
 
     def __post_init__(self):
-        _check_precision(self.mixed_precision)
-        _check_weights_dtype(self.dtype)
+        check_choice(self.mixed_precision, PRECISIONS, "mixed_precision")
+        check_choice(self.dtype, WEIGHT_DTYPES, "dtype")
         if self.num_generations < 2:
             raise ParamsError("GRPO needs groups of at least 2", file="params.yaml", field="num_generations")
         if self.max_steps < 1:
@@ -104,15 +104,6 @@ class SFTSettings:
     seed: int = 0
 
     def __post_init__(self):
-        _check_precision(self.mixed_precision)
-        _check_weights_dtype(self.dtype)
+        check_choice(self.mixed_precision, PRECISIONS, "mixed_precision")
+        check_choice(self.dtype, WEIGHT_DTYPES, "dtype")
 
-
-def _check_precision(value: str) -> None:
-    if value not in PRECISIONS:
-        raise ParamsError(f"must be one of {PRECISIONS}, got {value!r}", file="params.yaml", field="mixed_precision")
-
-
-def _check_weights_dtype(value: str) -> None:
-    if value not in WEIGHT_DTYPES:
-        raise ParamsError(f"must be one of {WEIGHT_DTYPES}, got {value!r}", file="params.yaml", field="dtype")
