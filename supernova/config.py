@@ -84,6 +84,12 @@ def _value_error(name: str, value: Any) -> str | None:
 EXECUTION_SECTIONS = ("compute",)
 
 
+def check_choice(value: str, allowed: tuple[str, ...], field: str) -> None:
+    """One line naming ``field`` unless ``value`` is one of ``allowed``."""
+    if value not in allowed:
+        raise ParamsError(f"must be one of {allowed}, got {value!r}", file="params.yaml", field=field)
+
+
 def declared_sections(pipeline: str | Path = PIPELINE_FILE) -> set[str]:
     """The top-level params.yaml keys that some stage of ``pipeline`` declares in ``params:``."""
     stages = (read_yaml(pipeline) or {}).get("stages", {})

@@ -32,8 +32,8 @@ from typing import Any, Sequence
 from tqdm.auto import tqdm
 
 from .errors import ParamsError
-from .hardware import (DTYPES, ComputeConfig, apply_threads, check_choice, log_resolved, resolve_backend,
-                       resolve_dtype)
+from .config import check_choice
+from .hardware import DTYPES, ComputeConfig, apply_threads, log_resolved, resolve_backend, resolve_dtype
 
 log = logging.getLogger(__name__)
 

@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .config import check_choice
 from .errors import ParamsError
 
 log = logging.getLogger(__name__)
@@ -119,12 +120,6 @@ def detect() -> Hardware:
         cores=len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1),
         memory_gib=round(_available_memory_gib(), 1),
     )
-
-
-def check_choice(value: str, allowed: tuple[str, ...], field: str) -> None:
-    """One line naming ``field`` unless ``value`` is one of ``allowed``."""
-    if value not in allowed:
-        raise ParamsError(f"must be one of {allowed}, got {value!r}", file="params.yaml", field=field)
 
 
 def resolve_dtype(value: str, hw: Hardware | None = None, *, field: str = "generation.dtype") -> str:

@@ -29,6 +29,7 @@ from typing import Any
 
 import pandas as pd
 
+from .config import check_choice
 from .errors import InputError, ParamsError
 from .interventions import InterventionConfig
 from .utility import mean_by_task
@@ -67,12 +68,8 @@ class MixConfig:
     interventions: InterventionConfig = field(default_factory=InterventionConfig)
 
     def __post_init__(self):
-        if self.strategy not in STRATEGIES:
-            raise ParamsError(f"must be one of {STRATEGIES}, got {self.strategy!r}", file="params.yaml",
-                              field="mix.strategy")
-        if self.select_by not in SELECT_BY:
-            raise ParamsError(f"must be one of {SELECT_BY}, got {self.select_by!r}", file="params.yaml",
-                              field="mix.select_by")
+        check_choice(self.strategy, STRATEGIES, "mix.strategy")
+        check_choice(self.select_by, SELECT_BY, "mix.select_by")
         if self.k < 1 or self.total_size < 1:
             raise ParamsError("k and total_size must be >= 1", file="params.yaml", field="mix")
         if self.strategy == "manual" and not self.manual_tasks:

@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .config import check_choice
 from .errors import InputError, ParamsError
 from .evaluation import EvalConfig, paired_gain, sample_and_check
 from .generation import GenerationConfig, load_generator
@@ -89,9 +90,7 @@ class ScoreConfig:
     bootstrap: int = 1000
 
     def __post_init__(self):
-        if self.method not in METHODS:
-            raise ParamsError(f"must be one of {METHODS}, got {self.method!r}", file="params.yaml",
-                              field="score.method")
+        check_choice(self.method, METHODS, "score.method")
         if self.grpo.seed != GRPOSettings.seed:
             raise ParamsError("each utility run takes its seed from score.seeds; remove this key",
                               file="params.yaml", field="score.grpo.seed")
@@ -100,12 +99,8 @@ class ScoreConfig:
                               field="score.tasks")
         if not self.seeds or len(set(self.seeds)) != len(self.seeds):
             raise ParamsError("list one or more distinct seeds", file="params.yaml", field="score.seeds")
-        if self.schedule not in SCHEDULES:
-            raise ParamsError(f"must be one of {SCHEDULES}, got {self.schedule!r}", file="params.yaml",
-                              field="score.schedule")
-        if self.baseline not in BASELINES:
-            raise ParamsError(f"must be one of {BASELINES}, got {self.baseline!r}", file="params.yaml",
-                              field="score.baseline")
+        check_choice(self.schedule, SCHEDULES, "score.schedule")
+        check_choice(self.baseline, BASELINES, "score.baseline")
         if self.baseline == "control" and not self.control:
             raise ParamsError("baseline control needs the format control (score.control: true)",
                               file="params.yaml", field="score.baseline")

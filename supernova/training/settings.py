@@ -8,7 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..errors import ParamsError
-from ..hardware import PRECISIONS, check_choice
+from ..config import check_choice
+from ..hardware import PRECISIONS
 
 WEIGHT_DTYPES = ("float32", "bfloat16")
 
