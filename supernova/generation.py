@@ -238,7 +238,7 @@ class VLLMGenerator(Generator):
         vllm_environment(compute)
         from vllm import LLM
 
-        self.cfg = cfg
+        self.owned = True
         args = vllm_engine_args(cfg, compute)
         self.settings = {"backend": self.name, "dtype": args["dtype"]}
         self.llm = LLM(model=str(model_path), seed=seed, trust_remote_code=False, enable_prefix_caching=True,
@@ -246,6 +246,15 @@ class VLLMGenerator(Generator):
                        # CPU generators cannot do; whole-prompt prefill avoids the rewind
                        enable_chunked_prefill=False,
                        max_num_batched_tokens=max(compute.max_num_batched_tokens, cfg.max_model_len), **args)
+
+    @classmethod
+    def colocated(cls, llm, dtype: str) -> "VLLMGenerator":
+        """A generator on an engine someone else built and owns (TRL's colocated training engine):
+        the same sampling, and :meth:`close` leaves the engine running."""
+        self = cls.__new__(cls)
+        self.llm, self.owned = llm, False
+        self.settings = {"backend": cls.name, "dtype": dtype, "engine": "colocated with GRPO"}
+        return self
 
     def generate(self, conversations, sampling, keys=None, desc="generate"):
         from vllm import SamplingParams
@@ -268,6 +277,8 @@ class VLLMGenerator(Generator):
     def close(self):
         import gc
 
+        if not self.owned:
+            return
         try:
             self.llm.llm_engine.engine_core.shutdown()
         except Exception:  # already down

@@ -26,7 +26,6 @@ The patches:
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
 from importlib import metadata
 from pathlib import Path
@@ -78,8 +77,8 @@ def _require_attribute(obj, name: str, library: str, patch: str) -> None:
 
 @contextlib.contextmanager
 def colocated_vllm(engine_args: dict, *, sync_by_reload: bool):
-    """TRL's colocated vLLM engine built with ``engine_args`` as well (dtype, eager mode, KV-cache
-    size, block size: :func:`supernova.generation.vllm_engine_args`, less what TRL sets itself);
+    """TRL's colocated vLLM engine built with ``engine_args`` too, which win over TRL's own values
+    (dtype, eager mode, KV-cache size, block size: :func:`supernova.generation.vllm_engine_args`);
     with ``sync_by_reload`` (a CPU), weight syncs go through vLLM's in-place ``reload_weights``.
 
     TRL builds its ``LLM`` without these settings. Both changes are undone on exit, and so are
@@ -95,7 +94,10 @@ def colocated_vllm(engine_args: dict, *, sync_by_reload: bool):
     _require_attribute(vg.VLLMGeneration, "sync_weights", "trl", "colocated_vllm")
     _require_attribute(vg.VLLMGeneration, "_iter_named_params", "trl", "colocated_vllm")
     saved_llm, saved_sync = vg.LLM, vg.VLLMGeneration.sync_weights
-    vg.LLM = functools.partial(vg.LLM, **engine_args)
+    def build_llm(*args, **kwargs):
+        return saved_llm(*args, **{**kwargs, **engine_args})
+
+    vg.LLM = build_llm
 
     def sync_weights_by_reload(self):
         runner = self.llm.llm_engine.model_executor.driver_worker.model_runner

@@ -35,7 +35,7 @@ import pandas as pd
 from .config import check_choice
 from .errors import InputError, ParamsError
 from .evaluation import EvalConfig, paired_gain, sample_and_check
-from .generation import GenerationConfig, load_generator
+from .generation import GenerationConfig
 from .hardware import ComputeConfig, record
 from .halving import SCHEDULES, HalvingConfig
 from .prompts import PromptConfig
@@ -191,18 +191,16 @@ def score_task_rl(task: str, items_for_seed, base_model: Path, dev: pd.DataFrame
         start = time.perf_counter()
         items = items_for_seed(seed)
         settings = dataclasses.replace(cfg.grpo, seed=seed)
-        ckpt = scratch / f"seed{seed}" / "model"
-        trained = run_grpo(base_model, items, settings, prompt, ckpt, scratch_dir=scratch / f"seed{seed}" / "run",
-                           gen=gen_cfg, compute=compute)
-        gen = load_generator(ckpt, gen_cfg, compute, seed=ev.seed)
-        resolved = record(training=trained["compute"], evaluation=gen.settings)
-        try:
-            res = sample_and_check(gen, dev, prompt, ev.sampling, model=f"score:{task}", desc=f"score {task}")
-        finally:
-            gen.close()
+        run_dir = scratch / f"seed{seed}"
+        trained = run_grpo(base_model, items, settings, prompt, None, scratch_dir=run_dir / "run",
+                           gen=gen_cfg, compute=compute, eval_seed=ev.seed,
+                           evaluate=lambda gen: sample_and_check(gen, dev, prompt, ev.sampling, model=f"score:{task}",
+                                                                 desc=f"score {task}"))
+        res = trained["evaluation"]
+        resolved = record(training=trained["compute"], evaluation=trained["evaluation_compute"])
         out.append(utility_rows(base_dev, res, task, seed, ev, time.perf_counter() - start, round_=round_))
         per_item.append(res.assign(source_task=task, seed=seed, round=round_))
-        shutil.rmtree(scratch / f"seed{seed}", ignore_errors=True)
+        shutil.rmtree(run_dir, ignore_errors=True)
     return pd.concat(out, ignore_index=True), pd.concat(per_item, ignore_index=True), resolved
 
 

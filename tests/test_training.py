@@ -33,17 +33,43 @@ def test_sft_moves_weights_and_saves_a_loadable_model(tiny_model, tmp_path):
     AutoModelForCausalLM.from_pretrained(out)
 
 
+def prompt_logprobs(model_path, ids):
+    """log p(token | prefix) of every token of ``ids`` but the first, from transformers."""
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
+    with torch.no_grad():
+        logits = model(torch.tensor([ids])).logits[0, :-1]
+    return torch.log_softmax(logits, -1).gather(1, torch.tensor(ids[1:])[:, None])[:, 0]
+
+
+@pytest.mark.vllm
 def test_grpo_with_varying_rewards_trains_only_the_top_layer(smol_model, tmp_path):
+    """Also: ``evaluate`` samples the trained model in the colocated engine, its weights synced
+    after the last step (the engine's prompt log-probs are the saved model's, not the base's)."""
+    from transformers import AutoTokenizer
+    from vllm import SamplingParams
+
+    ids = AutoTokenizer.from_pretrained(smol_model)("Which of these animals has six legs? A) ant B) dog")["input_ids"]
+
+    def engine_logprobs(gen):
+        [r] = gen.llm.generate([{"prompt_token_ids": ids}], SamplingParams(max_tokens=1, prompt_logprobs=0),
+                               use_tqdm=False)
+        return torch.tensor([lp[t].logprob for t, lp in zip(ids[1:], r.prompt_logprobs[1:])])
+
     out = tmp_path / "grpo"
     cfg = GRPOSettings(max_steps=2, prompts_per_step=2, num_generations=4, max_completion_length=12,
-                       learning_rate=1e-4, train_top_layers=1, temperature=1.0)
+                       learning_rate=1e-3, train_top_layers=1, temperature=1.0, use_vllm=True)
     logs = run_grpo(smol_model, items(n=16), cfg, PromptConfig(), out, scratch_dir=tmp_path / "scratch",
-                    live_dir=str(tmp_path / "live"))
+                    live_dir=str(tmp_path / "live"), evaluate=engine_logprobs)
     assert logs["reward"] == pytest.approx(logs["rewards/reward/mean"])   # the answer checker is the only reward
     before, after = weights(smol_model), weights(out)
     changed = {k for k in before if not torch.equal(before[k], after[k])}
     assert changed and all(k.startswith("model.layers.29.") or k == "model.norm.weight" for k in changed)
     assert (tmp_path / "live" / "plots" / "metrics" / "reward.tsv").exists()
+    assert logs["evaluation_compute"]["engine"] == "colocated with GRPO"
+    in_engine, saved, base = logs["evaluation"], prompt_logprobs(out, ids), prompt_logprobs(smol_model, ids)
+    assert (in_engine - saved).abs().max() < 1e-3 < (in_engine - base).abs().max()
 
 
 def test_an_incomplete_checkpoint_is_not_resumed(tmp_path):

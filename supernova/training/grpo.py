@@ -10,18 +10,20 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import pandas as pd
 
 from ..answer import reward as answer_reward
-from ..generation import GenerationConfig, cuda_available, vllm_engine_args, vllm_environment
-from ..hardware import ComputeConfig, apply_threads, log_resolved, resolve_precision
+from ..generation import (Generator, GenerationConfig, VLLMGenerator, cuda_available, load_generator, vllm_engine_args,
+                          vllm_environment)
+from ..hardware import ComputeConfig, apply_threads, log_resolved, resolve_backend, resolve_precision
 from ..model import load_trainable
 from ..patches import colocated_vllm, compact_lm_head_on_cpu
 from ..prompts import PromptConfig, messages
-from .resume import live_callbacks, resume_checkpoint, save_final
+from .resume import discard_run, live_callbacks, resume_checkpoint, save_final
 from .settings import GRPOSettings
 
 
@@ -48,18 +50,29 @@ def trl_vllm(gen: GenerationConfig, compute: ComputeConfig = ComputeConfig(), *,
     vllm_environment(compute)
     args = {k: v for k, v in vllm_engine_args(gen, compute, model_path=model_path, max_seqs=max_seqs).items()
             if k not in ("max_model_len", "gpu_memory_utilization")}
+    # the engine also samples evaluations (per-request seeds: whole-prompt prefill, see
+    # VLLMGenerator) with more sequences at once than TRL's per-step batch it would otherwise allow
+    args.update(enable_prefix_caching=True, enable_chunked_prefill=False, max_num_seqs=None)
     return colocated_vllm(args, sync_by_reload=not cuda_available())
 
 
 def run_grpo(model_path: str | os.PathLike, items: pd.DataFrame, cfg: GRPOSettings, prompt: PromptConfig,
-             out_dir: str | os.PathLike, *, scratch_dir: str | os.PathLike, live_dir: str | None = None,
+             out_dir: str | os.PathLike | None, *, scratch_dir: str | os.PathLike, live_dir: str | None = None,
              gen: GenerationConfig = GenerationConfig(), compute: ComputeConfig = ComputeConfig(),
-             callbacks: list | None = None) -> dict[str, Any]:
-    """Train with GRPO from ``model_path`` on ``items``; save the final model to ``out_dir``.
+             callbacks: list | None = None, evaluate: Callable[[Generator], Any] | None = None,
+             eval_seed: int = 0) -> dict[str, Any]:
+    """Train with GRPO from ``model_path`` on ``items``; save the final model to ``out_dir``
+    (``None``: the model is not kept).
 
     ``gen`` and ``compute`` configure the colocated vLLM engine when ``cfg.use_vllm``. Returns the
     last logged training metrics (mean reward etc.) and, under ``"compute"``, the precision and
     rollout engine the run resolved.
+
+    ``evaluate(generator)``, if given, samples the trained model; its result is returned under
+    ``"evaluation"`` and what its generator resolved under ``"evaluation_compute"``. Where
+    ``gen`` resolves to vLLM and the rollouts ran on the colocated vLLM engine, that engine, its
+    weights synced after the last step, is the generator: no second engine starts. Otherwise the
+    saved model is loaded with :func:`supernova.generation.load_generator` (seed ``eval_seed``).
     """
     from trl import GRPOConfig, GRPOTrainer
 
@@ -96,6 +109,8 @@ def run_grpo(model_path: str | os.PathLike, items: pd.DataFrame, cfg: GRPOSettin
         vllm_importance_sampling_correction=cfg.vllm_is_correction, shuffle_dataset=True,
     )
     rollouts = cfg.prompts_per_step * cfg.num_generations
+    in_engine = evaluate is not None and cfg.use_vllm and not cfg.lora and resolve_backend(gen.backend)[0] == "vllm"
+    result: dict[str, Any] = {}
     with trl_vllm(gen, compute, model_path=model_path, max_seqs=rollouts) if cfg.use_vllm else contextlib.nullcontext(), compact_lm_head_on_cpu():
         trainer = GRPOTrainer(model=model, reward_funcs=rewards, args=args,
                               train_dataset=grpo_dataset(items, prompt), processing_class=tok,
@@ -103,6 +118,27 @@ def run_grpo(model_path: str | os.PathLike, items: pd.DataFrame, cfg: GRPOSettin
                               callbacks=live_callbacks(scratch, live_dir, resume=bool(checkpoint))
                               + list(callbacks or []))
         trainer.train(resume_from_checkpoint=checkpoint)
-    save_final(trainer, tok, out_dir, merge_lora=cfg.lora, scratch=scratch, live_dir=live_dir)
+        if in_engine:
+            trainer.vllm_generation.sync_weights()
+            engine = VLLMGenerator.colocated(trainer.vllm_generation.llm, resolved["rollout_dtype"])
+            result = {"evaluation": evaluate(engine), "settings": engine.settings}
+    # the model is saved where the caller keeps it, or for a moment to evaluate it outside the engine
+    saved = out_dir if out_dir is not None else None if evaluate is None or in_engine else \
+        scratch.with_name(f"{scratch.name}-model")
+    if saved is not None:
+        save_final(trainer, tok, saved, merge_lora=cfg.lora, scratch=scratch, live_dir=live_dir)
+    else:
+        discard_run(scratch, live_dir)
+    if evaluate is not None and not in_engine:
+        engine = load_generator(saved, gen, compute, seed=eval_seed)
+        try:
+            result = {"evaluation": evaluate(engine), "settings": engine.settings}
+        finally:
+            engine.close()
+            if out_dir is None:
+                shutil.rmtree(saved, ignore_errors=True)
     logs = [h for h in trainer.state.log_history if "reward" in h]
-    return {**(logs[-1] if logs else {}), "compute": resolved}
+    out = {**(logs[-1] if logs else {}), "compute": resolved}
+    if result:
+        out["evaluation"], out["evaluation_compute"] = result["evaluation"], result["settings"]
+    return out

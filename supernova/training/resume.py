@@ -116,3 +116,9 @@ def save_final(trainer, tok, out_dir: str | os.PathLike, merge_lora: bool, scrat
         tok.save_pretrained(tmp)
     _publish_curves(scratch / "live", live_dir)
     shutil.rmtree(scratch, ignore_errors=True)
+
+
+def discard_run(scratch: Path, live_dir: str | None) -> None:
+    """A finished run whose model is not kept: publish its curves, drop its checkpoints."""
+    _publish_curves(scratch / "live", live_dir)
+    shutil.rmtree(scratch, ignore_errors=True)
