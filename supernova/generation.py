@@ -191,6 +191,11 @@ def vllm_environment(compute: ComputeConfig) -> None:
             list(range(os.cpu_count() or 1))
         cores = cores[:compute.resolved()["threads"]]
         os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", ",".join(str(c) for c in cores))
+        # one process: the engine runs in the caller's (started in seconds, not the half minute
+        # two more Python processes importing vLLM take), with every thread it was given, which
+        # vLLM would otherwise cut to one in a process that also serves
+        os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+        os.environ.setdefault("OMP_NUM_THREADS", str(len(cores)))
 
 
 def cuda_available() -> bool:
@@ -221,6 +226,7 @@ def vllm_engine_args(cfg: GenerationConfig, compute: ComputeConfig, *, model_pat
     if cuda_available():
         args["gpu_memory_utilization"] = c["gpu_memory_utilization"]
     else:
+        args["distributed_executor_backend"] = "uni"     # the worker in the engine's process
         kv = int(c["kv_cache_gib"] * (1 << 30))
         if max_seqs and model_path and compute.kv_cache_gib == "auto":
             kv = min(kv, max_seqs * cfg.max_model_len * kv_bytes_per_token(model_path, args["dtype"]))

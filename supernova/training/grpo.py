@@ -49,7 +49,7 @@ def trl_vllm(gen: GenerationConfig, compute: ComputeConfig = ComputeConfig(), *,
     ``model_path``; TRL sets the context length and GPU memory itself."""
     vllm_environment(compute)
     args = {k: v for k, v in vllm_engine_args(gen, compute, model_path=model_path, max_seqs=max_seqs).items()
-            if k not in ("max_model_len", "gpu_memory_utilization")}
+            if k not in ("max_model_len", "gpu_memory_utilization", "distributed_executor_backend")}
     # the engine also samples evaluations (per-request seeds: whole-prompt prefill, see
     # VLLMGenerator) with more sequences at once than TRL's per-step batch it would otherwise allow
     args.update(enable_prefix_caching=True, enable_chunked_prefill=False, max_num_seqs=None)
