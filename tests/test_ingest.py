@@ -57,6 +57,22 @@ def test_dedup_decontam_too_long_and_split(tiny_model):
     assert again.dev["uid"].tolist() == res.dev["uid"].tolist()
 
 
+def test_every_long_loop_shows_a_bar_labelled_with_the_stage_and_the_tokenizers_model(tiny_model, capsys):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_model)
+    entries = [{"kind": "superni", "path": str(FIXTURES_DIR / "superni")},
+               {"kind": "bigbench", "path": str(FIXTURES_DIR / "bbh"), "tasks": ["boolean_expressions"]}]
+    ingest(cfg(sources=entries), seed=0, prompt=PromptConfig(), tokenizer=tok, context_length=2048)
+    err = capsys.readouterr().err
+    for label in ("ingest load sources", "ingest load targets", f"ingest superni {FIXTURES_DIR / 'superni'}",
+                  f"ingest bigbench {FIXTURES_DIR / 'bbh'}",
+                  f"ingest check sources and prompt lengths [{tok.name_or_path}]",
+                  f"ingest check targets and prompt lengths [{tok.name_or_path}]",
+                  "ingest dedup and 13-gram decontamination of sources"):
+        assert f"{label}: " in err, label
+
+
 def test_decontaminator_short_and_long_texts():
     d = Decontaminator([LONG_TARGET, "Short target?"], n=13)
     assert d.contaminated("prefix " + LONG_TARGET.upper() + " suffix")

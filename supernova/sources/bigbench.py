@@ -43,7 +43,7 @@ from ..answer import normalize
 from ..errors import InputError, ParamsError
 from ..formats import RawExample
 from . import TaskItems, register, safe_task_name
-from .common import build_task, describe, nonempty_list, param_list, read_json_file, require_path
+from .common import build_task, describe, nonempty_list, param_list, progress, read_json_file, require_path
 
 FIELDS = {
     "path": None,        # a BBH folder or file, a BBEH folder, or a BIG-bench task.json
@@ -325,7 +325,7 @@ def load(entry: dict[str, Any], seed: int) -> list[TaskItems]:
     dev = dev_examples(entry["dev_items"]) if entry["dev_items"] is not None else None
     out, parsed_by_task = [], {}
     wanted = param_list(entry, "tasks")
-    for task, file in select(discover(path), wanted, path):
+    for task, file in progress(select(discover(path), wanted, path), f"bigbench {path}", "file"):
         doc = read_json_file(file, task=task)
         parsed = parse_examples(doc, str(file), task)
         parsed_by_task[task] = parsed

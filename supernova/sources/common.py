@@ -6,11 +6,19 @@ from __future__ import annotations
 import json
 import random
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 from ..errors import InputError, ParamsError
 from ..formats import RawExample, make_items
 from . import TaskItems, format_kwargs
+
+
+def progress(iterable: Iterable | None, label: str, unit: str, *, total: int | None = None, leave: bool = False):
+    """A tqdm bar labelled ``ingest <label>`` over ``iterable`` (or, with None, updated by hand up
+    to ``total``); every long loop of ingest shows one."""
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, desc=f"ingest {label}", unit=unit, total=total, leave=leave)
 
 
 def read_json_file(path: Path, *, task: str | None = None) -> Any:

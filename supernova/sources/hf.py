@@ -33,7 +33,7 @@ from ..answer import normalize
 from ..errors import InputError, ParamsError
 from ..formats import RawExample
 from . import TaskItems, check_task_name, register, safe_task_name
-from .common import build_task, describe
+from .common import build_task, describe, progress
 
 FIELDS = {
     "dataset": None,       # hub id, or a local .parquet/.jsonl/.json/.csv file or a folder of them
@@ -249,7 +249,7 @@ def load(entry: dict[str, Any], seed: int) -> list[TaskItems]:
     grouped: dict[str, list[tuple[RawExample, str | None]]] = defaultdict(list)
     skipped: dict[str, dict[str, int]] = defaultdict(dict)
     spelled: dict[str, str] = {}
-    for i in range(len(ds)):
+    for i in progress(range(len(ds)), f"hf {dataset}", "row"):
         row = {c: data[c][i] for c in needed}
         task, raw = row_task(row, entry, fallback, dataset, i)
         if spelled.setdefault(task, raw) != raw:

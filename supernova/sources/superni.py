@@ -21,7 +21,7 @@ from typing import Any
 from ..errors import InputError, ParamsError
 from ..formats import RawExample
 from . import TaskItems, check_task_name, register
-from .common import build_task, describe, nonempty_list, param_list, read_json_file, require_path
+from .common import build_task, describe, nonempty_list, param_list, progress, read_json_file, require_path
 
 FIELDS = {
     "path": None,          # a folder of task files, or one file
@@ -178,7 +178,7 @@ def load(entry: dict[str, Any], seed: int) -> list[TaskItems]:
     few_shot, definition = check_options(entry)
     wanted, categories, reasoning = (param_list(entry, n) for n in ("tasks", "categories", "reasoning"))
     out = []
-    for file in task_files(path, wanted):
+    for file in progress(task_files(path, wanted), f"superni {path}", "file"):
         task = check_task_name(file.stem, file=str(file))
         doc = task_document(file, task)
         if categories and not _tag_matches(doc.get("Categories", []), categories):
