@@ -111,15 +111,22 @@ def _content_key(it: Item) -> str:
     return "".join(normalize(it.question).split()) + "\x00" + "".join(normalize(gold).split())
 
 
-def _load_all(entries: list, where: str, seed: int) -> list[TaskItems]:
+def _load_all(entries: list, where: str, seed: int, seen: dict[str, tuple[str, str]]) -> list[TaskItems]:
+    """The tasks of every entry under ``where`` (``ingest.sources``). ``seen`` maps the tasks loaded
+    so far, sources' and targets', to (entry, origin): a task named twice, whether by the same
+    source listed twice or by two files of the same name, and a source that is also a target, are
+    errors naming both entries."""
     tasks: list[TaskItems] = []
-    seen: dict[str, str] = {}
     for i, entry in enumerate(progress(entries, f"load {where.split('.')[-1]}", "entry", leave=True)):
-        for t in load_entry(entry, f"{where}[{i}]", seed):
+        here = f"{where}[{i}]"
+        for t in load_entry(entry, here, seed):
             if t.task in seen:
-                raise InputError(f"task defined twice (also by {seen[t.task]})", file=t.origin, task=t.task,
-                                 field="task")
-            seen[t.task] = t.origin
+                other, origin = seen[t.task]
+                what = ("a task cannot be both a source and a target" if other.startswith("ingest.sources")
+                        and where == "ingest.targets" else "task defined twice")
+                raise ParamsError(f"{what}: {here} reads it from {t.origin}, {other} from {origin}",
+                                  file="params.yaml", task=t.task, field=here)
+            seen[t.task] = (here, t.origin)
             tasks.append(t)
     return tasks
 
@@ -203,8 +210,9 @@ def _split(t: TaskItems, cfg: IngestConfig, seed: int) -> tuple[list[Item], list
 def ingest(cfg: IngestConfig, *, seed: int, prompt: PromptConfig, tokenizer=None,
            context_length: int | None = None, answer: AnswerConfig = AnswerConfig()) -> IngestResult:
     """Load, check, deduplicate, decontaminate and split. Raises :class:`InputError` on bad input."""
-    sources = _load_all(cfg.sources, "ingest.sources", seed)
-    targets = _load_all(cfg.targets, "ingest.targets", seed)
+    loaded: dict[str, tuple[str, str]] = {}
+    sources = _load_all(cfg.sources, "ingest.sources", seed, loaded)
+    targets = _load_all(cfg.targets, "ingest.targets", seed, loaded)
     if all(t.role == "eval" for t in targets):
         raise ParamsError("every target is evaluation-only (role: eval); utility needs at least one target "
                           "with a dev split", file="params.yaml", field="ingest.targets")

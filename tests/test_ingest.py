@@ -6,7 +6,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from supernova.errors import InputError
+from supernova.errors import InputError, ParamsError
 from supernova.ingest import Decontaminator, IngestConfig, ingest, write_ingest
 from supernova.prompts import PromptConfig
 from supernova.schema import ITEM, read_table
@@ -102,7 +102,7 @@ def test_task_left_empty_is_an_error():
 
 def test_same_task_twice_is_an_error():
     entry = {"kind": "memory", "task": "src", "format": "exact", "rows": [["q", "1"]]}
-    with pytest.raises(InputError, match="task defined twice"):
+    with pytest.raises(ParamsError, match=r"params.yaml: task src: field ingest.sources\[1\]: task defined twice"):
         ingest(cfg(sources=[entry, entry]), seed=0, prompt=PromptConfig())
 
 

@@ -85,6 +85,12 @@ def root_cause(e: BaseException) -> BaseException:
     return e
 
 
+def is_blank(path: Path) -> bool:
+    """Whether a file holds nothing but whitespace (``datasets`` fails on one without saying so)."""
+    with open(path, "rb") as f:
+        return not any(chunk.strip() for chunk in iter(lambda: f.read(1 << 16), b""))
+
+
 def load_rows(dataset: str, name: str | None, split: str):
     """The split as a :class:`datasets.Dataset`; every failure is one :class:`InputError` line."""
     import datasets
@@ -96,6 +102,8 @@ def load_rows(dataset: str, name: str | None, split: str):
     if local and path.is_file() and path.suffix.lower() not in LOCAL_BUILDERS:
         raise InputError(f"unsupported file type {path.suffix!r}; use one of {sorted(LOCAL_BUILDERS)}",
                          file=dataset, field="dataset")
+    if local and path.is_file() and is_blank(path):
+        raise InputError("empty file", file=dataset, field="dataset")
     try:
         with quiet_datasets():
             if local and path.is_file():
