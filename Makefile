@@ -28,6 +28,7 @@ install: $(VENV)/.installed
 repro: install
 	dvc repro
 	python -m supernova.report
+	python -m supernova.plots
 
 test: install
 	$(BIN)/python -m pytest -q

@@ -34,6 +34,7 @@ from .io import atomic_path, write_json
 from .prompts import PromptConfig, messages
 from .schema import ITEM, Item, conform, item_uid, items_frame
 from .sources import TaskItems, load_entry
+from .sources.common import progress
 
 log = logging.getLogger(__name__)
 
@@ -110,15 +111,22 @@ def _content_key(it: Item) -> str:
     return "".join(normalize(it.question).split()) + "\x00" + "".join(normalize(gold).split())
 
 
-def _load_all(entries: list, where: str, seed: int) -> list[TaskItems]:
+def _load_all(entries: list, where: str, seed: int, seen: dict[str, tuple[str, str]]) -> list[TaskItems]:
+    """The tasks of every entry under ``where`` (``ingest.sources``). ``seen`` maps the tasks loaded
+    so far, sources' and targets', to (entry, origin): a task named twice, whether by the same
+    source listed twice or by two files of the same name, and a source that is also a target, are
+    errors naming both entries."""
     tasks: list[TaskItems] = []
-    seen: dict[str, str] = {}
-    for i, entry in enumerate(entries):
-        for t in load_entry(entry, f"{where}[{i}]", seed):
+    for i, entry in enumerate(progress(entries, f"load {where.split('.')[-1]}", "entry", leave=True)):
+        here = f"{where}[{i}]"
+        for t in load_entry(entry, here, seed):
             if t.task in seen:
-                raise InputError(f"task defined twice (also by {seen[t.task]})", file=t.origin, task=t.task,
-                                 field="task")
-            seen[t.task] = t.origin
+                other, origin = seen[t.task]
+                what = ("a task cannot be both a source and a target" if other.startswith("ingest.sources")
+                        and where == "ingest.targets" else "task defined twice")
+                raise ParamsError(f"{what}: {here} reads it from {t.origin}, {other} from {origin}",
+                                  file="params.yaml", task=t.task, field=here)
+            seen[t.task] = (here, t.origin)
             tasks.append(t)
     return tasks
 
@@ -202,8 +210,9 @@ def _split(t: TaskItems, cfg: IngestConfig, seed: int) -> tuple[list[Item], list
 def ingest(cfg: IngestConfig, *, seed: int, prompt: PromptConfig, tokenizer=None,
            context_length: int | None = None, answer: AnswerConfig = AnswerConfig()) -> IngestResult:
     """Load, check, deduplicate, decontaminate and split. Raises :class:`InputError` on bad input."""
-    sources = _load_all(cfg.sources, "ingest.sources", seed)
-    targets = _load_all(cfg.targets, "ingest.targets", seed)
+    loaded: dict[str, tuple[str, str]] = {}
+    sources = _load_all(cfg.sources, "ingest.sources", seed, loaded)
+    targets = _load_all(cfg.targets, "ingest.targets", seed, loaded)
     if all(t.role == "eval" for t in targets):
         raise ParamsError("every target is evaluation-only (role: eval); utility needs at least one target "
                           "with a dev split", file="params.yaml", field="ingest.targets")
@@ -211,37 +220,43 @@ def ingest(cfg: IngestConfig, *, seed: int, prompt: PromptConfig, tokenizer=None
     limit_field = ("ingest.max_prompt_tokens" if max_tokens == cfg.max_prompt_tokens
                    else f"the model's context length ({context_length})")
 
-    for group in (sources, targets):
-        for t in group:
-            for it in t.items:
-                if not it.question.strip():
-                    raise InputError("empty question", file=t.origin, task=t.task, field="question")
-                if not str(it.answer).strip():
-                    raise InputError("empty answer", file=t.origin, task=t.task, field="answer")
-                it.meta["checker"] = t.checker or answer.checker
-                if t.role == "eval":
-                    it.meta["role"] = "eval"
-            lengths = _prompt_lengths(t.items, tokenizer, prompt)
-            if group is targets:
-                _keep_whole(t, lengths, max_tokens, limit_field)
-            else:
-                by_uid = dict(zip((it.uid for it in t.items), lengths))
-                _filter(t, lambda it: by_uid[it.uid] <= max_tokens, "too_long")
+    model = getattr(tokenizer, "name_or_path", None) or "no tokenizer"
+    for group, name in ((sources, "sources"), (targets, "targets")):
+        with progress(None, f"check {name} and prompt lengths [{model}]", "item", leave=True,
+                      total=sum(len(t.items) for t in group)) as bar:
+            for t in group:
+                n = len(t.items)
+                for it in t.items:
+                    if not it.question.strip():
+                        raise InputError("empty question", file=t.origin, task=t.task, field="question")
+                    if not str(it.answer).strip():
+                        raise InputError("empty answer", file=t.origin, task=t.task, field="answer")
+                    it.meta["checker"] = t.checker or answer.checker
+                    if t.role == "eval":
+                        it.meta["role"] = "eval"
+                lengths = _prompt_lengths(t.items, tokenizer, prompt)
+                if group is targets:
+                    _keep_whole(t, lengths, max_tokens, limit_field)
+                else:
+                    by_uid = dict(zip((it.uid for it in t.items), lengths))
+                    _filter(t, lambda it: by_uid[it.uid] <= max_tokens, "too_long")
+                bar.update(n)
     _unique_uids(targets)
 
-    if cfg.dedup:
-        seen: set[str] = set()
-        for t in sources:
-            def first(it: Item) -> bool:
-                key = _content_key(it)
-                if key in seen:
-                    return False
-                seen.add(key)
-                return True
-            _filter(t, first, "duplicate")
+    seen: set[str] = set()
+
+    def first(it: Item) -> bool:
+        key = _content_key(it)
+        if key in seen:
+            return False
+        seen.add(key)
+        return True
 
     decon = Decontaminator([it.question for t in targets for it in t.items], cfg.decontam_ngram)
-    for t in sources:
+    what = f"{'dedup and ' if cfg.dedup else ''}{cfg.decontam_ngram}-gram decontamination of sources"
+    for t in progress(sources, what, "task", leave=True):
+        if cfg.dedup:
+            _filter(t, first, "duplicate")
         _filter(t, lambda it: not decon.contaminated(it.question), "contaminated")
 
     for t in sources:

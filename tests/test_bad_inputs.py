@@ -24,6 +24,8 @@ FIXTURES = ROOT / "tests" / "fixtures"
 BAD = FIXTURES / "bad_inputs"
 GOOD_SOURCE = {"kind": "superni", "path": str(FIXTURES / "superni")}
 GOOD_TARGET = {"kind": "bigbench", "path": str(FIXTURES / "bbh"), "format": "exact"}
+BBEH_TARGET = {"kind": "bigbench", "path": str(FIXTURES / "bbeh_official" / "bbeh" / "benchmark_tasks"),
+               "format": "exact", "verbatim": True}
 MAX_PROMPT_TOKENS = 256
 
 
@@ -88,7 +90,7 @@ CASES = [
          "must be a list of strings, got a string")),
     ("superni instance without input", "sources", superni("superni_instance_without_input"),
      Err("superni_instance_without_input/task009_no_input.json", "task009_no_input", "Instances[2].input",
-         "missing or empty input string")),
+         "missing")),
     ("superni duplicate ids, same content: skipped", "sources", superni("superni_duplicate_ids"),
      Skip("task010_duplicate_ids", "duplicate_id", 1)),
     ("superni duplicate ids, different content", "sources", superni("superni_conflicting_ids"),
@@ -137,7 +139,7 @@ CASES = [
     ("bbh empty sub-task", "targets", bigbench("bbh_no_examples"),
      Err("bbh_no_examples/navigate.json", "navigate", "examples", "sub-task has no examples")),
     ("bbh example without input", "targets", bigbench("bbh_example_without_input"),
-     Err("bbh_example_without_input/navigate.json", "navigate", "examples[1].input", "missing or empty input string")),
+     Err("bbh_example_without_input/navigate.json", "navigate", "examples[1].input", "missing")),
     ("bbh example without target", "targets", bigbench("bbh_example_without_target"),
      Err("bbh_example_without_target/navigate.json", "navigate", "examples[1]", "needs a 'target' or 'target_scores'")),
     ("bbh target is a number", "targets", bigbench("bbh_target_number"),
@@ -177,6 +179,81 @@ CASES = [
     ("hf answer not among the choices", "sources",
      hf("hf_answer_not_a_choice/data.jsonl", columns={"choices": "choices"}),
      Err("hf_answer_not_a_choice/data.jsonl", "data", "columns.answer", "'Pluto' is not a choice")),
+    # empty files
+    ("superni empty file", "sources", superni("superni_empty_file"),
+     Err("superni_empty_file/task021_empty.json", "task021_empty", None, "empty file, expected JSON")),
+    ("bbh empty file", "targets", bigbench("bbh_empty_file"),
+     Err("bbh_empty_file/navigate.json", "navigate", None, "empty file, expected JSON")),
+    ("bbeh empty task.json", "targets", bigbench("bbeh_empty_task_json"),
+     Err("bbeh_empty_task_json/bbeh_word_sorting/task.json", "bbeh_word_sorting", None, "empty file, expected JSON")),
+    ("bbeh empty dev_items file", "targets", {**BBEH_TARGET, "dev_items": str(BAD / "bbeh_dev_items_empty/data.json")},
+     Err("bbeh_dev_items_empty/data.json", None, None, "empty file, expected JSON")),
+    ("hf empty file", "sources", hf("hf_empty_file/data.jsonl"),
+     Err("hf_empty_file/data.jsonl", None, "dataset", "empty file")),
+    # a folder where a file is expected, a file where a folder is expected
+    ("superni folder named like a task file", "sources", superni("superni_folder_named_like_a_task_file"),
+     Err("superni_folder_named_like_a_task_file/task023_folder.json", None, "path",
+         "is a folder, expected a SuperNI task file")),
+    ("bbh folder named like a task file", "targets", bigbench("bbh_folder_named_like_a_task_file"),
+     Err("bbh_folder_named_like_a_task_file/navigate.json", None, "path", "is a folder, expected a task file")),
+    ("bbeh task.json is a folder", "targets", bigbench("bbeh_task_json_is_a_folder"),
+     Err("bbeh_task_json_is_a_folder/bbeh_word_sorting/task.json", None, "path",
+         "is a folder, expected the sub-task's task.json file")),
+    ("bbeh dev_items is a folder", "targets", {**BBEH_TARGET, "dev_items": str(BAD / "bbeh_dev_items_empty")},
+     Err("bbeh_dev_items_empty", None, "dev_items", "is a folder, expected a JSON file of examples")),
+    ("superni path is a text file", "sources", superni("superni_path_is_a_text_file/tasks.txt"),
+     Err("superni_path_is_a_text_file/tasks.txt", None, "path",
+         "is a .txt file, expected a folder of SuperNI task files or one SuperNI task file (.json)")),
+    ("bbh path is a TSV file", "targets", bigbench("bbh_path_is_a_text_file/bbh.tsv"),
+     Err("bbh_path_is_a_text_file/bbh.tsv", None, "path", "is a .tsv file, expected a folder of task files")),
+    ("hf folder without data files", "sources", hf("hf_folder_without_data_files"),
+     Err("hf_folder_without_data_files", None, "dataset", "doesn't contain any data files")),
+    # input fields of the wrong JSON type
+    ("superni output is a number", "sources", superni("superni_output_number"),
+     Err("superni_output_number/task024_output_number.json", "task024_output_number", "Instances[1].output",
+         "must be a list of strings, got a number")),
+    ("superni output is a list of numbers", "sources", superni("superni_output_list_of_numbers"),
+     Err("superni_output_list_of_numbers/task025_output_numbers.json", "task025_output_numbers",
+         "Instances[0].output", "must be a list of strings, got a list of numbers")),
+    ("superni input is null", "sources", superni("superni_input_null"),
+     Err("superni_input_null/task026_input_null.json", "task026_input_null", "Instances[1].input",
+         "must be a string, got null")),
+    ("superni instance is a string", "sources", superni("superni_instance_is_a_string"),
+     Err("superni_instance_is_a_string/task027_instance_string.json", "task027_instance_string", "Instances[1]",
+         "must be an object, got a string")),
+    ("bbh examples is a string", "targets", bigbench("bbh_examples_is_a_string"),
+     Err("bbh_examples_is_a_string/navigate.json", "navigate", "examples", "must be a list, got a string")),
+    ("bbh input is a number", "targets", bigbench("bbh_input_a_number"),
+     Err("bbh_input_a_number/object_counting.json", "object_counting", "examples[1].input",
+         "must be a string, got a number")),
+    ("big-bench target_scores is a list", "targets", bigbench("bigbench_target_scores_a_list"),
+     Err("bigbench_target_scores_a_list/task.json", "bigbench_target_scores_a_list", "examples[0].target_scores",
+         "must map at least two choices to scores, got a list of strings")),
+    ("big-bench target_scores is null", "targets", bigbench("bigbench_target_scores_null"),
+     Err("bigbench_target_scores_null/task.json", "bigbench_target_scores_null", "examples[1].target_scores",
+         "must map at least two choices to scores, got null")),
+]
+
+# Entries that are each fine but wrong together: (case, sources, targets, expectation)
+RG_LEGS = {"kind": "reasoning_gym", "name": "leg_counting", "size": 4}
+SUPERNI_TASK = str(FIXTURES / "superni" / "task9001_country_capital_mini.json")
+TOGETHER = [
+    ("the same source twice, with different fields", [GOOD_SOURCE, {**GOOD_SOURCE, "few_shot": 1}], [GOOD_TARGET],
+     Err(PARAMS, "task9001_country_capital_mini", "ingest.sources[1]",
+         f"task defined twice: ingest.sources[1] reads it from {SUPERNI_TASK}, ingest.sources[0] from {SUPERNI_TASK}",
+         ParamsError)),
+    ("the same source twice, its path spelled another way",
+     [GOOD_SOURCE, {**GOOD_SOURCE, "path": str(FIXTURES / "bbh" / ".." / "superni")}], [GOOD_TARGET],
+     Err(PARAMS, "task9001_country_capital_mini", "ingest.sources[1]", "task defined twice", ParamsError)),
+    ("the same generator twice, with different sizes", [RG_LEGS, {**RG_LEGS, "size": 6}], [GOOD_TARGET],
+     Err(PARAMS, "leg_counting", "ingest.sources[1]", "task defined twice: ingest.sources[1] reads it from "
+         "reasoning_gym:leg_counting, ingest.sources[0] from reasoning_gym:leg_counting", ParamsError)),
+    ("a source that is also a target", [GOOD_SOURCE], [GOOD_TARGET, {**GOOD_SOURCE, "few_shot": 1}],
+     Err(PARAMS, "task9001_country_capital_mini", "ingest.targets[1]",
+         f"a task cannot be both a source and a target: ingest.targets[1] reads it from {SUPERNI_TASK}, "
+         f"ingest.sources[0] from {SUPERNI_TASK}", ParamsError)),
+    ("a generator that is also a target", [RG_LEGS], [{**RG_LEGS, "size": 6}],
+     Err(PARAMS, "leg_counting", "ingest.targets[0]", "a task cannot be both a source and a target", ParamsError)),
 ]
 
 
@@ -222,8 +299,20 @@ def test_bad_input(role, entry, expect, tokenizer, tmp_path):
         assert res.report[role][expect.task]["dropped"][expect.reason] == expect.count
         assert (out / "sources" / f"{expect.task}.parquet").exists()
         return
+    fails_in_one_line(config(role, entry), expect, tokenizer, out)
+
+
+@pytest.mark.parametrize("sources,targets,expect", [c[1:] for c in TOGETHER], ids=[c[0] for c in TOGETHER])
+def test_entries_wrong_together(sources, targets, expect, tokenizer, tmp_path):
+    cfg = IngestConfig(sources=sources, targets=targets, target_dev_size=1, target_test_size=2,
+                       max_prompt_tokens=MAX_PROMPT_TOKENS)
+    fails_in_one_line(cfg, expect, tokenizer, tmp_path)
+
+
+def fails_in_one_line(cfg: IngestConfig, expect: Err, tokenizer, out: Path) -> None:
+    """Ingest of ``cfg`` raises the expected one-line error and writes nothing under ``out``."""
     with pytest.raises(PipelineError) as caught:
-        run_ingest(config(role, entry), tokenizer, out)
+        run_ingest(cfg, tokenizer, out)
     err = caught.value
     message = str(err)
     assert type(err) is expect.kind, message

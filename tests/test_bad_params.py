@@ -3,7 +3,7 @@ end in one line naming the full key, never in a bare exception or a silent accep
 
 import pytest
 
-from supernova.config import check_entries, from_section
+from supernova.config import check_data_root, check_entries, from_section
 from supernova.errors import ParamsError
 from supernova.evaluation import EvalConfig
 from supernova.mix import MixConfig
@@ -59,3 +59,13 @@ def test_bad_entries_are_refused(entries, field, reason):
     with pytest.raises(ParamsError) as e:
         check_entries(entries)
     assert str(e.value).startswith(f"params.yaml: field {field}: {reason}")
+
+
+@pytest.mark.parametrize("make_root", [lambda d: d / "params.yaml", lambda d: d / "no_such_folder", lambda d: None],
+                         ids=["a file", "missing", "null"])
+def test_data_root_must_be_a_folder(make_root, tmp_path):
+    (tmp_path / "params.yaml").write_text("seed: 0\n")
+    root = make_root(tmp_path)
+    with pytest.raises(ParamsError) as e:
+        check_data_root(None if root is None else str(root), {"sources": []})
+    assert str(e.value).startswith("params.yaml: field data_root: must be a folder") and "\n" not in str(e.value)

@@ -6,7 +6,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from supernova.errors import InputError
+from supernova.errors import InputError, ParamsError
 from supernova.ingest import Decontaminator, IngestConfig, ingest, write_ingest
 from supernova.prompts import PromptConfig
 from supernova.schema import ITEM, read_table
@@ -57,6 +57,22 @@ def test_dedup_decontam_too_long_and_split(tiny_model):
     assert again.dev["uid"].tolist() == res.dev["uid"].tolist()
 
 
+def test_every_long_loop_shows_a_bar_labelled_with_the_stage_and_the_tokenizers_model(tiny_model, capsys):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_model)
+    entries = [{"kind": "superni", "path": str(FIXTURES_DIR / "superni")},
+               {"kind": "bigbench", "path": str(FIXTURES_DIR / "bbh"), "tasks": ["boolean_expressions"]}]
+    ingest(cfg(sources=entries), seed=0, prompt=PromptConfig(), tokenizer=tok, context_length=2048)
+    err = capsys.readouterr().err
+    for label in ("ingest load sources", "ingest load targets", f"ingest superni {FIXTURES_DIR / 'superni'}",
+                  f"ingest bigbench {FIXTURES_DIR / 'bbh'}",
+                  f"ingest check sources and prompt lengths [{tok.name_or_path}]",
+                  f"ingest check targets and prompt lengths [{tok.name_or_path}]",
+                  "ingest dedup and 13-gram decontamination of sources"):
+        assert f"{label}: " in err, label
+
+
 def test_decontaminator_short_and_long_texts():
     d = Decontaminator([LONG_TARGET, "Short target?"], n=13)
     assert d.contaminated("prefix " + LONG_TARGET.upper() + " suffix")
@@ -86,7 +102,7 @@ def test_task_left_empty_is_an_error():
 
 def test_same_task_twice_is_an_error():
     entry = {"kind": "memory", "task": "src", "format": "exact", "rows": [["q", "1"]]}
-    with pytest.raises(InputError, match="task defined twice"):
+    with pytest.raises(ParamsError, match=r"params.yaml: task src: field ingest.sources\[1\]: task defined twice"):
         ingest(cfg(sources=[entry, entry]), seed=0, prompt=PromptConfig())
 
 

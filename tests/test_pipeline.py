@@ -6,6 +6,7 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -107,6 +108,23 @@ def test_outputs_metrics_and_manifests(ran):
     for title in ("pass@k, base vs trained", "pass@1 per target sub-task, base vs trained",
                   "mean utility per source task", "utility, source task x target sub-task", "GRPO reward per step"):
         assert title in ids, f"plot {title!r} missing from dvc plots show"
+
+
+def test_pictures_of_every_declared_plot_and_the_pipeline_stays_up_to_date(ran, tmp_path):
+    from supernova.plots import declared_plots, file_name
+
+    p = copy(ran, tmp_path / "p")
+    res = subprocess.run([sys.executable, "-m", "supernova.plots"], cwd=p, capture_output=True, text=True)
+    assert res.returncode == 0 and not res.stderr.strip(), res.stderr
+    for name in declared_plots(p / "dvc.yaml"):
+        svg = (p / "plots" / file_name(name)).read_text()
+        assert f"Title text '{name}'" in svg and "aria-roledescription=\"axis\"" in svg
+        assert re.search(r'aria-roledescription="(line mark|bar|rect mark)"', svg), name   # the data's marks
+    heat = (p / "plots" / file_name("utility, source task x target sub-task")).read_text()
+    assert "X-axis titled 'target_task' for a discrete scale with 2 values: course_schedule, leg_counting" in heat
+    assert "<script" not in (p / "plots" / "index.html").read_text()
+    # the pictures are no stage's input: the pipeline stays up to date
+    assert "Data and pipelines are up to date" in dvc(p, "status").stdout
 
 
 def test_halving_and_an_added_task_keep_finished_runs_cached(ran, tmp_path):

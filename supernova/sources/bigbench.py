@@ -43,7 +43,8 @@ from ..answer import normalize
 from ..errors import InputError, ParamsError
 from ..formats import RawExample
 from . import TaskItems, register, safe_task_name
-from .common import build_task, describe, nonempty_list, param_list, read_json_file, require_path
+from .common import (build_task, describe, json_files, nonempty_list, param_list, progress, read_json_file,
+                     require_path, required_string)
 
 FIELDS = {
     "path": None,        # a BBH folder or file, a BBEH folder, or a BIG-bench task.json
@@ -72,12 +73,17 @@ class Parsed:
 def discover(path: Path) -> list[tuple[str, Path]]:
     """(sub-task name, file) pairs for the layouts the kind accepts."""
     if path.is_file():
+        json_files(path, "task file")
         raw = path.resolve().parent.name if path.name == "task.json" else path.stem
         return [(safe_task_name(raw, str(path)), path)]
     if (path / "task.json").is_file():
         return [(safe_task_name(path.resolve().name, str(path / "task.json")), path / "task.json")]
-    files = sorted(p for p in path.glob("*.json") if p.is_file())
+    files = json_files(path, "task file")
     folders = sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
+    for d in folders:
+        if (d / "task.json").is_dir():
+            raise InputError("is a folder, expected the sub-task's task.json file", file=str(d / "task.json"),
+                             field="path")
     nested = [d for d in folders if (d / "task.json").is_file()]
     stray = [d for d in folders if d not in nested]
     if not files and stray:
@@ -144,12 +150,11 @@ def parse_examples(doc: Any, file: str, task: str) -> list[Parsed]:
         where = f"examples[{i}]"
         if not isinstance(ex, dict):
             raise InputError(f"must be an object, got {describe(ex)}", file=file, task=task, field=where)
-        if not isinstance(ex.get("input"), str) or not ex["input"].strip():
-            raise InputError("missing or empty input string", file=file, task=task, field=f"{where}.input")
+        text = required_string(ex, "input", file=file, task=task, where=where)
         if "target_scores" in ex:
-            out.append(Parsed(i, ex["input"], scores=target_scores(ex["target_scores"], file, task, where)))
+            out.append(Parsed(i, text, scores=target_scores(ex["target_scores"], file, task, where)))
         elif "target" in ex:
-            out.append(Parsed(i, ex["input"], answers=target_answers(ex["target"], file, task, where)))
+            out.append(Parsed(i, text, answers=target_answers(ex["target"], file, task, where)))
         else:
             raise InputError("needs a 'target' or 'target_scores'", file=file, task=task, field=where)
     if any(p.scores for p in out) and not all(p.scores for p in out):
@@ -283,6 +288,8 @@ def dev_examples(value: Any) -> tuple[str, list[tuple[str, tuple[str, ...]]]]:
     layout: ``{"examples": [{"input", "target"}]}``)."""
     if not isinstance(value, str) or not value.strip():
         raise ParamsError("must be the path of a JSON file of examples", file="params.yaml", field="dev_items")
+    if Path(value).is_dir():
+        raise InputError("is a folder, expected a JSON file of examples", file=value, field="dev_items")
     if not Path(value).is_file():
         raise InputError("no such file", file=value, field="dev_items")
     file = value
@@ -325,7 +332,7 @@ def load(entry: dict[str, Any], seed: int) -> list[TaskItems]:
     dev = dev_examples(entry["dev_items"]) if entry["dev_items"] is not None else None
     out, parsed_by_task = [], {}
     wanted = param_list(entry, "tasks")
-    for task, file in select(discover(path), wanted, path):
+    for task, file in progress(select(discover(path), wanted, path), f"bigbench {path}", "file"):
         doc = read_json_file(file, task=task)
         parsed = parse_examples(doc, str(file), task)
         parsed_by_task[task] = parsed

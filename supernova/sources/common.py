@@ -6,11 +6,19 @@ from __future__ import annotations
 import json
 import random
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 from ..errors import InputError, ParamsError
 from ..formats import RawExample, make_items
 from . import TaskItems, format_kwargs
+
+
+def progress(iterable: Iterable | None, label: str, unit: str, *, total: int | None = None, leave: bool = False):
+    """A tqdm bar labelled ``ingest <label>`` over ``iterable`` (or, with None, updated by hand up
+    to ``total``); every long loop of ingest shows one."""
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, desc=f"ingest {label}", unit=unit, total=total, leave=leave)
 
 
 def read_json_file(path: Path, *, task: str | None = None) -> Any:
@@ -24,8 +32,11 @@ def read_json_file(path: Path, *, task: str | None = None) -> Any:
     except UnicodeDecodeError as e:
         raise InputError(f"not valid UTF-8: byte 0x{raw[e.start]:02x} at offset {e.start}",
                          file=str(path), task=task) from None
+    text = text.removeprefix("\ufeff")
+    if not text.strip():
+        raise InputError("empty file, expected JSON", file=str(path), task=task)
     try:
-        return json.loads(text.removeprefix("\ufeff"))
+        return json.loads(text)
     except json.JSONDecodeError as e:
         raise InputError(f"invalid JSON: {e.msg} (line {e.lineno}, column {e.colno})",
                          file=str(path), task=task) from None
@@ -66,6 +77,35 @@ def describe(value: Any) -> str:
         return "null"
     name = JSON_TYPES.get(type(value), type(value).__name__)
     return f"an {name}" if name[0] in "aeiou" else f"a {name}"
+
+
+def json_files(path: Path, what: str) -> list[Path]:
+    """``path`` itself when it is a ``.json`` file, else the ``*.json`` files in the folder ``path``;
+    a ``.json`` name that is a folder, or a ``path`` that is a file of another type, is an error
+    (``what`` names one file: "SuperNI task file")."""
+    if path.is_file():
+        if path.suffix.lower() != ".json":
+            raise InputError(f"is a {path.suffix or 'extension-less'} file, expected a folder of {what}s or one "
+                             f"{what} (.json)", file=str(path), field="path")
+        return [path]
+    found = sorted(path.glob("*.json"))
+    for p in found:
+        if not p.is_file():
+            raise InputError(f"is a folder, expected a {what} (a .json file)", file=str(p), field="path")
+    return found
+
+
+def required_string(obj: dict[str, Any], key: str, *, file: str, task: str, where: str) -> str:
+    """``obj[key]``, checked to be present and a non-blank string."""
+    field = f"{where}.{key}"
+    if key not in obj:
+        raise InputError("missing", file=file, task=task, field=field)
+    value = obj[key]
+    if not isinstance(value, str):
+        raise InputError(f"must be a string, got {describe(value)}", file=file, task=task, field=field)
+    if not value.strip():
+        raise InputError("empty string", file=file, task=task, field=field)
+    return value
 
 
 def nonempty_list(doc: dict[str, Any], key: str, *, file: str, task: str, empty: str) -> list:

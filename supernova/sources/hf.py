@@ -33,7 +33,7 @@ from ..answer import normalize
 from ..errors import InputError, ParamsError
 from ..formats import RawExample
 from . import TaskItems, check_task_name, register, safe_task_name
-from .common import build_task, describe
+from .common import build_task, describe, progress
 
 FIELDS = {
     "dataset": None,       # hub id, or a local .parquet/.jsonl/.json/.csv file or a folder of them
@@ -85,6 +85,12 @@ def root_cause(e: BaseException) -> BaseException:
     return e
 
 
+def is_blank(path: Path) -> bool:
+    """Whether a file holds nothing but whitespace (``datasets`` fails on one without saying so)."""
+    with open(path, "rb") as f:
+        return not any(chunk.strip() for chunk in iter(lambda: f.read(1 << 16), b""))
+
+
 def load_rows(dataset: str, name: str | None, split: str):
     """The split as a :class:`datasets.Dataset`; every failure is one :class:`InputError` line."""
     import datasets
@@ -96,6 +102,8 @@ def load_rows(dataset: str, name: str | None, split: str):
     if local and path.is_file() and path.suffix.lower() not in LOCAL_BUILDERS:
         raise InputError(f"unsupported file type {path.suffix!r}; use one of {sorted(LOCAL_BUILDERS)}",
                          file=dataset, field="dataset")
+    if local and path.is_file() and is_blank(path):
+        raise InputError("empty file", file=dataset, field="dataset")
     try:
         with quiet_datasets():
             if local and path.is_file():
@@ -249,7 +257,7 @@ def load(entry: dict[str, Any], seed: int) -> list[TaskItems]:
     grouped: dict[str, list[tuple[RawExample, str | None]]] = defaultdict(list)
     skipped: dict[str, dict[str, int]] = defaultdict(dict)
     spelled: dict[str, str] = {}
-    for i in range(len(ds)):
+    for i in progress(range(len(ds)), f"hf {dataset}", "row"):
         row = {c: data[c][i] for c in needed}
         task, raw = row_task(row, entry, fallback, dataset, i)
         if spelled.setdefault(task, raw) != raw:

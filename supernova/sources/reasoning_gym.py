@@ -8,7 +8,7 @@ from typing import Any
 from ..errors import ParamsError
 from ..formats import RawExample
 from . import TaskItems, check_task_name, register
-from .common import build_task
+from .common import build_task, progress
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ def load(entry: dict[str, Any], seed: int) -> list[TaskItems]:
         raise ParamsError(f"generator rejected its config: {e}", file="params.yaml", task=task,
                           field="config") from None
     examples, skipped = [], {}
-    for i in range(len(ds)):
+    for i in progress(range(len(ds)), f"reasoning_gym {name}", "item"):
         row = ds[i]
         if row.get("answer") is None:  # validator-scored generators have no single gold answer
             skipped["no_gold_answer"] = skipped.get("no_gold_answer", 0) + 1

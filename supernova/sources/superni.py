@@ -21,7 +21,8 @@ from typing import Any
 from ..errors import InputError, ParamsError
 from ..formats import RawExample
 from . import TaskItems, check_task_name, register
-from .common import build_task, describe, nonempty_list, param_list, read_json_file, require_path
+from .common import (build_task, describe, json_files, nonempty_list, param_list, progress, read_json_file,
+                     require_path, required_string)
 
 FIELDS = {
     "path": None,          # a folder of task files, or one file
@@ -50,7 +51,7 @@ def _tag_matches(tags: list[str], wanted: list[str]) -> bool:
 
 def task_files(path: Path, wanted: list[str] | None) -> list[Path]:
     """The task files under ``path`` (or ``path`` itself), restricted to ``wanted`` ids/stems."""
-    files = [path] if path.is_file() else sorted(p for p in path.glob("*.json") if p.is_file())
+    files = json_files(path, "SuperNI task file")
     if not files:
         raise InputError("no SuperNI task files (*.json) in this folder", file=str(path), field="path")
     if wanted is None:
@@ -128,9 +129,7 @@ def instance_examples(doc: dict[str, Any], preamble: list[str], file: str,
         where = f"Instances[{i}]"
         if not isinstance(inst, dict):
             raise InputError(f"must be an object, got {describe(inst)}", file=file, task=task, field=where)
-        text = inst.get("input")
-        if not isinstance(text, str) or not text.strip():
-            raise InputError("missing or empty input string", file=file, task=task, field=f"{where}.input")
+        text = required_string(inst, "input", file=file, task=task, where=where)
         outputs = instance_outputs(inst, file, task, where)
         uid = inst.get("id")
         if uid is not None:
@@ -178,7 +177,7 @@ def load(entry: dict[str, Any], seed: int) -> list[TaskItems]:
     few_shot, definition = check_options(entry)
     wanted, categories, reasoning = (param_list(entry, n) for n in ("tasks", "categories", "reasoning"))
     out = []
-    for file in task_files(path, wanted):
+    for file in progress(task_files(path, wanted), f"superni {path}", "file"):
         task = check_task_name(file.stem, file=str(file))
         doc = task_document(file, task)
         if categories and not _tag_matches(doc.get("Categories", []), categories):
