@@ -2,9 +2,10 @@
 
 ``method: rl`` (the SuperNova measurement): a short, compute-matched GRPO run per source task —
 every task gets the same number of training items (subsampled or repeat-padded to
-``target_size``), steps, group size and seed — then the checkpoint is evaluated on every target
-sub-task's dev split. Utility = its pass@k minus the base model's on the same items, with a
-paired bootstrap CI. Checkpoints are scratch: only the evaluation counts are kept.
+``target_size``), steps, group size and seed — then the trained model is evaluated on every
+target sub-task's dev split (in GRPO's colocated vLLM engine where the rollouts ran on it, see
+:func:`supernova.training.grpo.run_grpo`). Utility = its pass@k minus the base model's on the same
+items, with a paired bootstrap CI. The trained models are not kept: only the evaluation counts.
 
 ``method: gradient`` is a cheap proxy (see :mod:`supernova.gradproxy`).
 
