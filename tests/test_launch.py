@@ -7,7 +7,7 @@ import pytest
 
 from supernova.config import from_dict
 from supernova.errors import ParamsError
-from supernova.hardware import ComputeConfig
+from supernova.hardware import ComputeConfig, Hardware
 from supernova.io import read_yaml
 from supernova.prompts import PromptConfig
 from supernova.schema import items_frame
@@ -58,14 +58,17 @@ def test_vllm_rollouts_under_several_processes_on_a_cpu_are_refused_with_the_rea
 
 def test_the_launcher_starts_the_configured_number_of_processes(tmp_path):
     job = tmp_path / "job.json"
-    torchrun = launcher_command(ComputeConfig(processes=2), job)          # auto on a CPU: torchrun
+    cpu, gpu = Hardware(device="cpu"), Hardware(device="cuda", gpu="H100")
+    torchrun = launcher_command(ComputeConfig(processes=2), job, cpu)          # auto on a CPU: torchrun
     assert torchrun[1:6] == ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m"]
     assert torchrun[-2:] == ["supernova.training.launch", str(job)]
     config = str(ROOT / "cluster" / "accelerate" / "zero3.yaml")
-    acc = launcher_command(ComputeConfig(processes=4, launcher="accelerate", accelerate_config=config), job)
+    acc = launcher_command(ComputeConfig(processes=4, accelerate_config=config), job, gpu)   # auto on a GPU
     assert acc[1:8] == ["-m", "accelerate.commands.launch", "--config_file", config, "--num_processes", "4", "-m"]
     with pytest.raises(ParamsError, match="field compute.accelerate_config"):
-        launcher_command(ComputeConfig(processes=2, launcher="accelerate", accelerate_config="nowhere.yaml"), job)
+        launcher_command(ComputeConfig(processes=2, accelerate_config="nowhere.yaml"), job, gpu)
+    with pytest.raises(ParamsError, match="field compute.launcher: accelerate launch starts one process on a CPU"):
+        launcher_command(ComputeConfig(processes=2, launcher="accelerate", accelerate_config=config), job, cpu)
 
 
 @pytest.mark.parametrize("name, kind", [("ddp.yaml", "MULTI_GPU"), ("zero3.yaml", "DEEPSPEED")])

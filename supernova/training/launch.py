@@ -32,7 +32,7 @@ from typing import Any, Callable
 import pandas as pd
 
 from ..errors import ParamsError, PipelineError
-from ..hardware import ComputeConfig
+from ..hardware import ComputeConfig, Hardware, detect
 
 log = logging.getLogger(__name__)
 
@@ -77,13 +77,17 @@ def batch_facts(trainer) -> dict[str, int]:
             "steps": trainer.state.global_step}
 
 
-def launcher_command(compute: ComputeConfig, job: Path) -> list[str]:
+def launcher_command(compute: ComputeConfig, job: Path, hw: Hardware | None = None) -> list[str]:
     """The command that starts ``compute.processes`` processes of this module on ``job``."""
-    c = compute.resolved()
+    hw = hw or detect()
+    c = compute.resolved(hw)
     entry = ["-m", __name__, str(job)]
     if c["launcher"] == "torchrun":
         return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={c['processes']}",
                 *entry]
+    if hw.device != "cuda":
+        raise ParamsError("accelerate launch starts one process on a CPU; use torchrun (or auto) there",
+                          file="params.yaml", field="compute.launcher")
     if not Path(compute.accelerate_config).is_file():
         raise ParamsError(f"accelerate config {compute.accelerate_config!r} not found", file="params.yaml",
                           field="compute.accelerate_config")
