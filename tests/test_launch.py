@@ -103,7 +103,7 @@ def test_two_gloo_processes_train_on_the_global_batch_and_steps_of_one_and_save_
     assert two["steps"] == one["steps"] == cfg.max_steps
     # the trainers' own logs: the same prompt and completion tokens over the run, the same epoch
     assert (two["num_tokens"], two["epoch"]) == (one["num_tokens"], one["epoch"])
-    assert two["compute"]["processes"] == 2 and two["compute"]["per_device_batch"] == 1
+    assert two["compute"]["processes"] == 2 and two["compute"]["launcher"] == "torchrun"
     AutoModelForCausalLM.from_pretrained(tmp_path / "two")
     assert not (tmp_path / "two" / "training_args.bin").exists()
     assert (tmp_path / "live" / "plots" / "metrics" / "reward.tsv").read_text().count("\n") == cfg.max_steps + 1

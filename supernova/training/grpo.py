@@ -91,7 +91,7 @@ def run_grpo(model_path: str | os.PathLike, items: pd.DataFrame, cfg: GRPOSettin
         trained = launch(train_grpo, items, **job)
     else:
         trained = train_grpo(items=items, callbacks=callbacks, **job)
-    return {**trained, "compute": {**resolved, "per_device_batch": trained["per_device_batch"]}}
+    return {**trained, "compute": resolved}
 
 
 def train_grpo(model_path: str, items: pd.DataFrame, cfg: GRPOSettings, prompt: PromptConfig, out_dir: str, *,

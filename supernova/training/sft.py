@@ -69,7 +69,7 @@ def run_sft(model_path: str | os.PathLike, items: pd.DataFrame, cfg: SFTSettings
     job = dict(model_path=str(model_path), cfg=cfg, prompt=prompt, out_dir=str(out_dir), scratch=scratch,
                live_dir=live_dir, precision=precision, compute=compute)
     trained = launch(train_sft, items, **job) if processes > 1 else train_sft(items=items, **job)
-    return {**trained, "compute": {**resolved, "per_device_batch": trained["per_device_batch"]}}
+    return {**trained, "compute": resolved}
 
 
 def train_sft(model_path: str, items: pd.DataFrame, cfg: SFTSettings, prompt: PromptConfig, out_dir: str, *,
