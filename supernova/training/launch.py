@@ -33,6 +33,7 @@ import pandas as pd
 
 from ..errors import ParamsError, PipelineError
 from ..hardware import ComputeConfig, Hardware, detect
+from ..io import read_yaml
 
 log = logging.getLogger(__name__)
 
@@ -95,8 +96,21 @@ def launcher_command(compute: ComputeConfig, job: Path, hw: Hardware | None = No
             "--num_processes", str(c["processes"]), *entry]
 
 
+def shards_weights(compute: ComputeConfig, hw: Hardware | None = None) -> bool:
+    """The processes hold shards of the model's weights, not whole copies: accelerate launch with
+    a DeepSpeed ZeRO-3 or FSDP config."""
+    c = compute.resolved(hw or detect())
+    if c["processes"] == 1 or c["launcher"] != "accelerate" or not Path(compute.accelerate_config).is_file():
+        return False
+    cfg = read_yaml(compute.accelerate_config) or {}
+    return cfg.get("distributed_type") == "FSDP" or (
+        cfg.get("distributed_type") == "DEEPSPEED" and (cfg.get("deepspeed_config") or {}).get("zero_stage") == 3)
+
+
 def _encode(value: Any) -> Any:
-    return dataclasses.asdict(value) if dataclasses.is_dataclass(value) else str(value) if isinstance(value, Path) else value
+    if dataclasses.is_dataclass(value):
+        return dataclasses.asdict(value)
+    return str(value) if isinstance(value, Path) else value
 
 
 def launch(train: Callable[..., dict], items: pd.DataFrame, *, compute: ComputeConfig, scratch: Path,
@@ -123,7 +137,7 @@ def launch(train: Callable[..., dict], items: pd.DataFrame, *, compute: ComputeC
         done = subprocess.run(cmd, env=env)
         if done.returncode:
             raise PipelineError(f"{what}: the training processes failed (exit {done.returncode}); their log is "
-                                "above", file=str(job.get("model_path", "")) or None)
+                                "above", file=job.get("model_path"))
         return json.loads((folder / "result.json").read_text())
 
 

@@ -21,7 +21,6 @@ from typing import Any
 
 import pandas as pd
 
-from ..errors import ParamsError
 from ..io import atomic_path, file_sha256
 from ..prompts import PromptConfig
 
@@ -117,13 +116,9 @@ def save_final(trainer, tok, out_dir: str | os.PathLike, merge_lora: bool, scrat
     Under several training processes every one of them calls ``trainer.save_model`` (under
     DeepSpeed ZeRO-3 it gathers the sharded weights from all of them); the main process alone
     writes the model, publishes the curves and removes the scratch folder. LoRA adapters are
-    merged on the main process, which needs the whole model there (not ZeRO-3)."""
+    merged on the main process, which needs the whole model there (not ZeRO-3: see
+    :func:`supernova.training.launch.shards_weights`)."""
     main = trainer.args.process_index == 0
-    plugin = getattr(trainer.accelerator.state, "deepspeed_plugin", None)
-    if merge_lora and plugin is not None and plugin.zero_stage == 3:
-        raise ParamsError("LoRA adapters are merged on one process, and ZeRO-3 shards the model over all of "
-                          "them; train LoRA with cluster/accelerate/ddp.yaml", file="params.yaml",
-                          field="compute.accelerate_config")
     if main:
         with atomic_path(out_dir, is_dir=True) as tmp:
             if merge_lora:
