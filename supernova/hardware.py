@@ -10,8 +10,9 @@ Two kinds of settings:
   be told apart. An explicit value always wins.
 * **Execution settings** (:class:`ComputeConfig`, params.yaml section ``compute``) change only
   how fast a stage runs and how much memory it takes: threads, KV-cache size, GPU memory
-  fraction, CUDA graphs, the vLLM block size. No stage declares them, so changing them, or moving
-  to another machine, never invalidates a cached result.
+  fraction, CUDA graphs, the vLLM block size, the number of training processes. No stage
+  declares them, so changing them, or moving to another machine, never invalidates a cached
+  result.
 
 bf16 is chosen only where it is computed natively *and* measured faster (``bench/``):
 
@@ -48,6 +49,7 @@ log = logging.getLogger(__name__)
 
 DTYPES = ("auto", "float32", "bfloat16")
 PRECISIONS = ("auto", "no", "bf16")
+LAUNCHERS = ("auto", "torchrun", "accelerate")
 BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16", "amx_tile")
 
 
@@ -198,6 +200,13 @@ class ComputeConfig:
             kernel takes, so prefix caching shares all but the last <32 prompt tokens between
             the n samples of a prompt; vLLM's default on a GPU).
         cache_dir: where vLLM and torch.compile keep their caches.
+        processes: training processes of a GRPO or SFT run (data parallel, one per GPU). With
+            more than one, the run's global batch is split among them, so it trains on the same
+            data in the same number of steps as one process (:mod:`supernova.training.launch`).
+        launcher: what starts them: ``torchrun`` (on a CPU a gloo job), ``accelerate`` (``accelerate
+            launch --config_file accelerate_config``), or ``auto``: accelerate on a GPU, torchrun
+            on a CPU.
+        accelerate_config: accelerate's config file (DDP or DeepSpeed ZeRO-3: ``cluster/accelerate/``).
     """
 
     threads: int | str = "auto"
@@ -207,6 +216,9 @@ class ComputeConfig:
     cuda_graphs: bool | str = "auto"
     block_size: int | str = "auto"
     cache_dir: str = ".cache"
+    processes: int = 1
+    launcher: str = "auto"
+    accelerate_config: str = "cluster/accelerate/ddp.yaml"
 
     def __post_init__(self):
         for name in ("threads", "kv_cache_gib", "cuda_graphs", "block_size"):
@@ -216,6 +228,9 @@ class ComputeConfig:
                                   field=f"compute.{name}")
         if not 0 < self.gpu_memory_utilization <= 1:
             raise ParamsError("must lie in (0, 1]", file="params.yaml", field="compute.gpu_memory_utilization")
+        if self.processes < 1:
+            raise ParamsError(f"must be >= 1, got {self.processes!r}", file="params.yaml", field="compute.processes")
+        check_choice(self.launcher, LAUNCHERS, "compute.launcher")
 
     def resolved(self, hw: Hardware | None = None) -> dict[str, Any]:
         hw = hw or detect()
@@ -231,12 +246,21 @@ class ComputeConfig:
             "cuda_graphs": gpu if self.cuda_graphs == "auto" else bool(self.cuda_graphs) and gpu,
             "block_size": (None if gpu else 32) if self.block_size == "auto" else int(self.block_size),
             "cache_dir": self.cache_dir,
+            "processes": self.processes,
+            "launcher": ("accelerate" if gpu else "torchrun") if self.launcher == "auto" else self.launcher,
         }
 
 
+def local_processes() -> int:
+    """Processes of this job on this machine (``LOCAL_WORLD_SIZE``, which torchrun and accelerate
+    launch set; 1 outside them)."""
+    return int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+
+
 def apply_threads(compute: ComputeConfig) -> None:
-    """Size torch's thread pool from ``compute.threads``."""
+    """Size torch's thread pool from ``compute.threads``, shared among this machine's training
+    processes."""
     import torch
 
-    torch.set_num_threads(compute.resolved()["threads"])
+    torch.set_num_threads(max(1, compute.resolved()["threads"] // local_processes()))
 

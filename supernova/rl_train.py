@@ -47,7 +47,7 @@ def rl_train(params: dict) -> None:
         sft_model = paths.TRAIN_SCRATCH / "sft-model"
         resolved["sft"] = run_sft(start, read_table(paths.SFT_SET, SFT), cfg.sft, prompt, sft_model,
                                   scratch_dir=paths.TRAIN_SCRATCH / "sft",
-                                  live_dir=str(paths.METRICS / "train" / "sft"))["compute"]
+                                  live_dir=str(paths.METRICS / "train" / "sft"), compute=compute)["compute"]
         start = sft_model
     resolved["grpo"] = run_grpo(start, read_table(paths.MIXTURE, ITEM), cfg.grpo, prompt, paths.TRAINED_MODEL,
                                 scratch_dir=paths.TRAIN_SCRATCH / "grpo", live_dir=str(paths.METRICS / "train" / "grpo"),

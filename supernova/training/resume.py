@@ -25,6 +25,8 @@ from ..io import atomic_path, file_sha256
 from ..prompts import PromptConfig
 
 log = logging.getLogger(__name__)
+#: the file ``Trainer.save_model`` pickles its TrainingArguments into; not part of a saved model
+TRAINING_ARGS = "training_args.bin"
 
 
 def fingerprint(*parts: Any) -> str:
@@ -109,13 +111,27 @@ def save_final(trainer, tok, out_dir: str | os.PathLike, merge_lora: bool, scrat
                live_dir: str | None) -> None:
     """Save the final model and publish the training curves atomically, then drop the run's
     checkpoints: they exist only to resume an interrupted run, and a finished run must not be
-    "resumed" by a later one."""
-    model = trainer.model.merge_and_unload() if merge_lora else trainer.model
-    with atomic_path(out_dir, is_dir=True) as tmp:
-        model.save_pretrained(tmp, safe_serialization=True)
-        tok.save_pretrained(tmp)
-    _publish_curves(scratch / "live", live_dir)
-    shutil.rmtree(scratch, ignore_errors=True)
+    "resumed" by a later one.
+
+    Under several training processes every one of them calls ``trainer.save_model`` (under
+    DeepSpeed ZeRO-3 it gathers the sharded weights from all of them); the main process alone
+    writes the model, publishes the curves and removes the scratch folder. LoRA adapters are
+    merged on the main process, which needs the whole model there (not ZeRO-3: see
+    :func:`supernova.training.launch.shards_weights`)."""
+    main = trainer.args.process_index == 0
+    if main:
+        with atomic_path(out_dir, is_dir=True) as tmp:
+            if merge_lora:
+                trainer.model.merge_and_unload().save_pretrained(tmp, safe_serialization=True)
+            else:
+                trainer.save_model(str(tmp))
+                (tmp / TRAINING_ARGS).unlink(missing_ok=True)   # the trainer's pickled arguments
+            tok.save_pretrained(tmp)
+        _publish_curves(scratch / "live", live_dir)
+        shutil.rmtree(scratch, ignore_errors=True)
+    elif not merge_lora:
+        trainer.save_model(str(scratch / f"rank{trainer.args.process_index}"))   # gathers; only the main one writes
+    trainer.accelerator.wait_for_everyone()
 
 
 def discard_run(scratch: Path, live_dir: str | None) -> None:

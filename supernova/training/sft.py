@@ -10,9 +10,10 @@ from typing import Any
 import pandas as pd
 
 from ..generation import cuda_available
-from ..hardware import log_resolved, resolve_precision
+from ..hardware import ComputeConfig, apply_threads, log_resolved, resolve_precision
 from ..model import load_trainable
 from ..prompts import PromptConfig, gold_completion, messages
+from .launch import batch_facts, check_world, launch, per_device_batch, processes_record, world_size
 from .resume import fresh_scratch, live_callbacks, save_final
 from .settings import SFTSettings
 
@@ -48,29 +49,50 @@ def sft_dataset(items: pd.DataFrame, prompt: PromptConfig):
 
 
 def run_sft(model_path: str | os.PathLike, items: pd.DataFrame, cfg: SFTSettings, prompt: PromptConfig,
-            out_dir: str | os.PathLike, *, scratch_dir: str | os.PathLike, live_dir: str | None = None) -> dict[str, Any]:
+            out_dir: str | os.PathLike, *, scratch_dir: str | os.PathLike, live_dir: str | None = None,
+            compute: ComputeConfig = ComputeConfig()) -> dict[str, Any]:
     """Supervised fine-tuning on the gold answer lines; save the final model to ``out_dir``.
-    Returns the last logged metrics and, under ``"compute"``, the precision the run resolved.
+    With ``compute.processes`` > 1 the run trains in that many processes
+    (:mod:`supernova.training.launch`). Returns the last logged metrics, the run's
+    ``global_batch`` and ``steps``, and, under ``"compute"``, the precision and processes the
+    run resolved.
 
     SFT runs are short and keep no checkpoints (``save_strategy="no"``): an interrupted run
     starts over; ``scratch_dir`` holds the trainer output and the curves until the end."""
-    from trl import SFTConfig, SFTTrainer
-
+    processes = compute.processes
+    per_device_batch(cfg.batch_size, processes, "batch_size")
     precision = resolve_precision(cfg.mixed_precision)
-    log_resolved(f"SFT ({Path(model_path).name})", mixed_precision=precision)
+    resolved = {"mixed_precision": precision, **processes_record(compute)}
+    log_resolved(f"SFT ({Path(model_path).name})", **resolved)
     scratch = Path(scratch_dir)
     fresh_scratch(scratch)
+    job = dict(model_path=str(model_path), cfg=cfg, prompt=prompt, out_dir=str(out_dir), scratch=scratch,
+               live_dir=live_dir, precision=precision, compute=compute)
+    trained = launch(train_sft, items, **job) if processes > 1 else train_sft(items=items, **job)
+    return {**trained, "compute": resolved}
+
+
+def train_sft(model_path: str, items: pd.DataFrame, cfg: SFTSettings, prompt: PromptConfig, out_dir: str, *,
+              scratch: Path, live_dir: str | None, precision: str, compute: ComputeConfig) -> dict[str, Any]:
+    """The SFT trainer's part of :func:`run_sft`, in this process: one of ``WORLD_SIZE``
+    processes, training on its share of each global batch. Returns the last logged metrics with
+    the batch and step count the trainer ran."""
+    from trl import SFTConfig, SFTTrainer
+
+    apply_threads(compute)
+    per_device = per_device_batch(cfg.batch_size, world_size(), "batch_size")
     model, tok = load_trainable(model_path, cfg.dtype, cfg.train_top_layers)
     args = SFTConfig(
-        output_dir=str(scratch), max_steps=cfg.max_steps, per_device_train_batch_size=cfg.batch_size,
-        learning_rate=cfg.learning_rate, logging_steps=1, save_strategy="no", seed=cfg.seed, data_seed=cfg.seed,
-        use_cpu=not cuda_available(), bf16=precision == "bf16", gradient_checkpointing=False,
-        report_to="none",
-        completion_only_loss=True, max_length=1024,
+        output_dir=str(scratch), max_steps=cfg.max_steps, per_device_train_batch_size=per_device,
+        gradient_accumulation_steps=1, learning_rate=cfg.learning_rate, logging_steps=1, save_strategy="no",
+        seed=cfg.seed, data_seed=cfg.seed, use_cpu=not cuda_available(), bf16=precision == "bf16",
+        gradient_checkpointing=False, report_to="none", completion_only_loss=True, max_length=1024,
+        ddp_find_unused_parameters=False,   # every trainable parameter takes part in each forward
     )
+    check_world(args)
     trainer = SFTTrainer(model=model, args=args, train_dataset=sft_dataset(items, prompt), processing_class=tok,
-                         callbacks=live_callbacks(scratch, live_dir, resume=False))
+                         callbacks=live_callbacks(scratch, live_dir, resume=False) if args.process_index == 0 else [])
     trainer.train()
     save_final(trainer, tok, out_dir, merge_lora=False, scratch=scratch, live_dir=live_dir)
     logs = [h for h in trainer.state.log_history if "loss" in h]
-    return {**(logs[-1] if logs else {}), "compute": {"mixed_precision": precision}}
+    return {**(logs[-1] if logs else {}), **batch_facts(trainer)}
