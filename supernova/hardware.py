@@ -235,8 +235,9 @@ class ComputeConfig:
 
 
 def apply_threads(compute: ComputeConfig) -> None:
-    """Size torch's thread pool from ``compute.threads``."""
+    """Size torch's thread pool from ``compute.threads``, never past the cores this process may
+    run on (its CPU affinity: a worker of ``supernova.fanout`` has its slice of the machine)."""
     import torch
 
-    torch.set_num_threads(compute.resolved()["threads"])
+    torch.set_num_threads(min(compute.resolved()["threads"], detect().cores))
 
