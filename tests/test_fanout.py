@@ -131,3 +131,22 @@ def test_two_workers_score_a_round_and_dvc_repro_finds_it_up_to_date(upstream, t
     status = dvc(p, "status").stdout
     assert not [s for s in round_r0 if f"{s}:" in status], status
     assert ran_stages(dvc(p, "repro", *round_r0).stdout) == []
+
+
+@pytest.mark.slow
+def test_a_stage_scored_in_one_clone_is_restored_from_the_remote_in_another(upstream, tmp_path):
+    coordinator = Path(shutil.copytree(upstream, tmp_path / "coordinator", symlinks=True))
+    dvc(coordinator, "remote", "add", "-d", "store", str(tmp_path / "remote"))
+    git(coordinator, "commit", "-qam", "a DVC remote")
+    dvc(coordinator, "push")
+    # a worker: array task 0 of the Slurm template, in its own clone of the coordinator's commit
+    env = {**os.environ, "SRC": str(coordinator), "SLURM_ARRAY_TASK_ID": "0", "ROUND": "r0", "TMPDIR": str(tmp_path)}
+    worker = subprocess.run(["bash", str(ROOT / "cluster/slurm/score.sbatch")], env=env, capture_output=True,
+                            text=True)
+    assert worker.returncode == 0, worker.stdout + worker.stderr
+    assert ran_stages(worker.stdout) == ["score@syllogism-r0"]
+    assert not (coordinator / "data/score/r0/syllogism").exists()
+    res = dvc(coordinator, "repro", "--pull", "score@syllogism-r0")
+    assert ran_stages(res.stdout) == []
+    assert "Stage 'score@syllogism-r0' is cached - skipping run, checking out outputs" in res.stdout
+    assert (coordinator / "data/score/r0/syllogism/utility.parquet").exists()
