@@ -111,8 +111,7 @@ def split(ids: list, workers: int, what: str) -> list[tuple]:
     if workers < 1:
         raise FanoutError(f"must be >= 1, got {workers}", field="--workers")
     if len(ids) < workers:
-        raise FanoutError(f"{workers} workers but {len(ids)} {what} to split: list an id once per worker "
-                          f"that shares it", field="--workers")
+        raise FanoutError(f"{workers} workers but only {len(ids)} {what}", field="--workers")
     return [tuple(ids[i * len(ids) // workers:(i + 1) * len(ids) // workers]) for i in range(workers)]
 
 
@@ -122,8 +121,9 @@ def slots(workers: int, compute: ComputeConfig, gpus: list[str] | None = None) -
     cores = sorted(os.sched_getaffinity(0))
     if compute.threads != "auto":
         cores = cores[:int(compute.threads)]
-    gpu_slices = split(gpus, workers, "GPUs in --gpus") if gpus else [None] * workers
-    return [Slot(c, g) for c, g in zip(split(cores, workers, "CPU cores (compute.threads)"), gpu_slices)]
+    gpu_slices = split(gpus, workers, "GPUs in --gpus (list an id twice to share a GPU)") if gpus else [None] * workers
+    cpu_slices = split(cores, workers, "CPU cores (compute.threads, within this process's CPU affinity)")
+    return [Slot(c, g) for c, g in zip(cpu_slices, gpu_slices)]
 
 
 def run_pool(stages: list[str], pool: list[Slot], log_dir: Path = LOG_DIR, dvc: str = "dvc") -> None:

@@ -25,8 +25,8 @@ def git(project: Path, *args: str) -> None:
 def test_split_gives_contiguous_near_equal_slices_and_refuses_too_few_ids():
     assert split([0, 1, 2, 3, 4], 2, "cores") == [(0, 1), (2, 3, 4)]
     assert split(["0", "0", "1", "1"], 4, "GPUs") == [("0",), ("0",), ("1",), ("1",)]   # two workers per GPU
-    with pytest.raises(FanoutError, match=r"field --workers: 3 workers but 2 GPUs in --gpus to split"):
-        split(["0", "1"], 3, "GPUs in --gpus")
+    with pytest.raises(FanoutError, match=r"field --workers: 3 workers but only 2 GPUs"):
+        split(["0", "1"], 3, "GPUs")
 
 
 def test_each_worker_gets_its_gpus_and_its_share_of_the_thread_budget():
@@ -38,6 +38,16 @@ def test_each_worker_gets_its_gpus_and_its_share_of_the_thread_budget():
     assert [s.env()["CUDA_VISIBLE_DEVICES"] for s in pool] == ["0,1", "2,3"]
     assert [s.env()["OMP_NUM_THREADS"] for s in pool] == ["1", "1"]
     assert slots(1, ComputeConfig(threads=1)) == [Slot((cores[0],))]
+
+
+def test_more_workers_than_cores_is_one_line_naming_the_option(monkeypatch, capsys):
+    from supernova.fanout import main
+
+    monkeypatch.chdir(ROOT)
+    workers = len(os.sched_getaffinity(0)) + 1
+    assert main(["score", "--workers", str(workers)]) == 1
+    assert capsys.readouterr().err == (f"fanout: error: field --workers: {workers} workers but only {workers - 1} "
+                                       f"CPU cores (compute.threads, within this process's CPU affinity)\n")
 
 
 def test_a_worker_uses_only_the_cores_of_its_slice():
