@@ -258,9 +258,10 @@ def local_processes() -> int:
 
 
 def apply_threads(compute: ComputeConfig) -> None:
-    """Size torch's thread pool from ``compute.threads``, shared among this machine's training
-    processes."""
+    """Size torch's thread pool from ``compute.threads``, never past the cores this process may
+    run on (its CPU affinity: a worker of ``supernova.fanout`` has its slice of the machine), and
+    shared among this machine's training processes."""
     import torch
 
-    torch.set_num_threads(max(1, compute.resolved()["threads"] // local_processes()))
+    torch.set_num_threads(max(1, min(compute.resolved()["threads"], detect().cores) // local_processes()))
 

@@ -56,6 +56,19 @@ def make_project(dest: Path, profile: str | None = "params/tiny.yaml") -> Path:
     return dest
 
 
+def dvc(project: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """``dvc <args>`` in ``project``; a failure (with ``check``) shows DVC's output."""
+    res = subprocess.run(["dvc", *args], cwd=project, capture_output=True, text=True)
+    if check and res.returncode != 0:
+        raise AssertionError(f"dvc {' '.join(args)} failed:\n{res.stdout}\n{res.stderr}")
+    return res
+
+
+def ran_stages(output: str) -> list[str]:
+    """The stages ``dvc repro`` ran (not those it skipped or restored), from its output."""
+    return [line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage")]
+
+
 @pytest.fixture
 def project(tmp_path) -> Path:
     return make_project(tmp_path / "project")

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import make_project
+from conftest import dvc, make_project, ran_stages
 
 pytestmark = pytest.mark.slow
 RESULTS = ["mixture.yaml", "sft_set.yaml", "metrics/eval.json", "metrics/plots/eval_passk.json",
@@ -24,17 +24,6 @@ SCORE_STAGES = ["promote-r0", "score@syllogism-r0", "score@basic_arithmetic-r0",
                 "score@syllogism-r2", "score@basic_arithmetic-r2", "score-control@r2"]
 STAGES = ["prepare-model", "ingest", "probe", "baseline", *SCORE_STAGES, "utility", "mix", "sft-select", "rl-train",
           "evaluate"]
-
-
-def dvc(project: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    res = subprocess.run(["dvc", *args], cwd=project, capture_output=True, text=True)
-    if check and res.returncode != 0:
-        raise AssertionError(f"dvc {' '.join(args)} failed:\n{res.stdout}\n{res.stderr}")
-    return res
-
-
-def ran_stages(output: str) -> list[str]:
-    return [line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage")]
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,7 @@
-"""Params profiles (deep merge) and the experiments table."""
+"""Params profiles (deep merge, every profile valid) and the experiments table."""
+
+import shutil
+from pathlib import Path
 
 import pytest
 import yaml
@@ -126,3 +129,45 @@ def test_seed_table_gives_means_t_cis_and_a_paired_verdict():
     assert any(ln.startswith("| macro − base | 12.0 [") and ln.endswith("macro better |") for ln in lines)
     close = {"macro": results["macro"], "micro": {s: eval_json(0.2, v) for s, v in enumerate([0.28, 0.36, 0.33])}}
     assert "no significant difference" in next(ln for ln in seed_table(close, 1).splitlines() if "micro − macro" in ln)
+
+
+ROOT = Path(__file__).resolve().parents[1]
+PROFILES = sorted(p.name for p in (ROOT / "params").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("profiles", [[p] for p in PROFILES] + [["superni-bbeh.yaml", "gpu.yaml"]],
+                         ids=lambda ps: "+".join(ps))
+def test_profiles_apply_and_every_section_loads_through_the_config_layer(profiles, tmp_path):
+    from supernova.answer import AnswerConfig
+    from supernova.config import check_entries, from_section, load_params
+    from supernova.evaluation import EvalConfig
+    from supernova.generation import GenerationConfig
+    from supernova.hardware import ComputeConfig
+    from supernova.ingest import IngestConfig
+    from supernova.mix import MixConfig
+    from supernova.model import ModelConfig
+    from supernova.probe import ProbeConfig
+    from supernova.prompts import PromptConfig
+    from supernova.rl_train import RLTrainConfig
+    from supernova.score import ScoreConfig
+    from supernova.sft_select import SFTSelectConfig
+
+    shutil.copy(ROOT / "dvc.yaml", tmp_path / "dvc.yaml")
+    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+    for name in profiles:
+        apply(str(ROOT / "params" / name), str(tmp_path / "params.yaml"))
+    params = load_params(tmp_path / "params.yaml")
+    sections = {"model": ModelConfig, "answer": AnswerConfig, "prompt": PromptConfig, "generation": GenerationConfig,
+                "compute": ComputeConfig, "ingest": IngestConfig, "probe": ProbeConfig, "evaluate": EvalConfig,
+                "score": ScoreConfig, "mix": MixConfig, "sft_select": SFTSelectConfig, "rl_train": RLTrainConfig}
+    loaded = {name: from_section(cls, params, name) for name, cls in sections.items()}
+    check_entries({"sources": loaded["ingest"].sources, "targets": loaded["ingest"].targets})
+    assert set(loaded["score"].tasks) <= {e.get("name") for e in loaded["ingest"].sources} | {
+        t for e in loaded["ingest"].sources for t in e.get("tasks", [])}
+    if "gpu.yaml" in profiles:
+        assert loaded["model"].name_or_path.startswith("Qwen/Qwen3-")
+        assert loaded["generation"].backend == "vllm" and loaded["prompt"].style == "cot"
+        assert loaded["evaluate"].max_new_tokens == loaded["score"].grpo.max_completion_length == 4096
+        assert loaded["score"].grpo.mixed_precision == loaded["rl_train"].grpo.mixed_precision == "bf16"
+        # the longest prompt ingest lets through plus the completion budget fits the engine's context
+        assert loaded["ingest"].max_prompt_tokens + 4096 <= loaded["generation"].max_model_len
