@@ -31,7 +31,8 @@ repro: install
 	python -m supernova.plots
 
 test: install
-	$(BIN)/python -m pytest -q
+	# two workers, each on its own core; the tests on the tiny DAG share one worker (and one run of it)
+	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
 
 bench: install
 	$(BIN)/python bench/generation.py

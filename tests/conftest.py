@@ -17,6 +17,36 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
+#: every core this test session may use, before an xdist worker keeps to its share
+MACHINE_CORES = frozenset(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else frozenset()
+
+
+@pytest.fixture
+def machine_cores():
+    """The whole machine's cores for the duration of a test that splits them itself (the
+    fan-out), though its xdist worker keeps to its share; subprocesses started meanwhile inherit it."""
+    mine = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, MACHINE_CORES)
+    yield sorted(MACHINE_CORES)
+    os.sched_setaffinity(0, mine)
+
+
+def pytest_configure(config):
+    """Under pytest-xdist (``make test`` runs ``-n 2``), each worker keeps to its own share of the
+    cores: its torch threads, and through the CPU affinity its subprocesses inherit, the stages'
+    threads and vLLM's thread binding. Two workers then never contend for one core."""
+    worker, count = os.environ.get("PYTEST_XDIST_WORKER"), int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if not worker or not hasattr(os, "sched_setaffinity"):
+        return
+    cores = sorted(os.sched_getaffinity(0))
+    if len(cores) >= count:
+        share = cores[int(worker.removeprefix("gw")) % count::count]
+        os.sched_setaffinity(0, share)
+        import torch
+
+        torch.set_num_threads(len(share))
+
+
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> Path:
     """A 2-layer randomly initialised llama with SmolLM2's tokenizer (safetensors folder)."""
@@ -72,3 +102,21 @@ def ran_stages(output: str) -> list[str]:
 @pytest.fixture
 def project(tmp_path) -> Path:
     return make_project(tmp_path / "project")
+
+
+SCORE_STAGES = ["promote-r0", "score@syllogism-r0", "score@basic_arithmetic-r0", "score-control@r0", "promote-r1",
+                "score@syllogism-r1", "score@basic_arithmetic-r1", "score-control@r1", "promote-r2",
+                "score@syllogism-r2", "score@basic_arithmetic-r2", "score-control@r2"]
+STAGES = ["prepare-model", "ingest", "probe", "baseline", *SCORE_STAGES, "utility", "mix", "sft-select", "rl-train",
+          "evaluate"]
+
+
+@pytest.fixture(scope="session")
+def ran(tmp_path_factory) -> Path:
+    """The tiny profile's whole DAG, run once per session and committed (tests work on copies)."""
+    project = make_project(tmp_path_factory.mktemp("pipeline") / "project")
+    res = dvc(project, "repro")
+    assert sorted(ran_stages(res.stdout)) == sorted(STAGES)
+    subprocess.run(["git", "add", "-A"], cwd=project, check=True)
+    subprocess.run(["git", "commit", "-qm", "tiny run"], cwd=project, check=True)
+    return project

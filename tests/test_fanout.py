@@ -29,8 +29,8 @@ def test_split_gives_contiguous_near_equal_slices_and_refuses_too_few_ids():
         split(["0", "1"], 3, "GPUs")
 
 
-def test_each_worker_gets_its_gpus_and_its_share_of_the_thread_budget():
-    cores = sorted(os.sched_getaffinity(0))
+def test_each_worker_gets_its_gpus_and_its_share_of_the_thread_budget(machine_cores):
+    cores = machine_cores
     if len(cores) < 2:
         pytest.skip("needs 2 CPU cores")
     pool = slots(2, ComputeConfig(threads=2), gpus=["0", "1", "2", "3"])
@@ -113,21 +113,25 @@ def test_workers_compute_side_by_side_in_one_workspace_and_a_failure_is_named(me
 
 
 @pytest.fixture(scope="module")
-def upstream(tmp_path_factory) -> Path:
-    """A tiny-profile project scoring one source task, with every stage that round r0's score
-    stages (the task's and the control's) depend on computed and committed."""
-    p = make_project(tmp_path_factory.mktemp("fanout") / "project")
+def upstream(ran, tmp_path_factory) -> Path:
+    """The tiny run, copied, scoring one source task at another learning rate: every stage that
+    round r0's score stages (the task's and the control's) depend on is computed and committed,
+    the score stages are not."""
+    p = Path(shutil.copytree(ran, tmp_path_factory.mktemp("fanout") / "project", symlinks=True))
     params = yaml.safe_load((p / "params.yaml").read_text())
     params["score"]["tasks"] = ["syllogism"]
+    params["score"]["grpo"]["learning_rate"] = 2.0e-5
     (p / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    dvc(p, "repro", "prepare-model", "ingest", "probe", "baseline", "promote-r0")
+    shutil.rmtree(p / "data" / "score")
+    assert ran_stages(dvc(p, "repro", "promote-r0").stdout) == ["promote-r0"]
     git(p, "add", "-A")
     git(p, "commit", "-qm", "upstream of the score stages")
     return p
 
 
 @pytest.mark.slow
-def test_two_workers_score_a_round_and_dvc_repro_finds_it_up_to_date(upstream, tmp_path):
+@pytest.mark.xdist_group("dag")
+def test_two_workers_score_a_round_and_dvc_repro_finds_it_up_to_date(upstream, tmp_path, machine_cores):
     p = Path(shutil.copytree(upstream, tmp_path / "p", symlinks=True))
     res = subprocess.run([sys.executable, "-m", "supernova.fanout", "score", "--workers", "2", "--rounds", "r0"],
                          cwd=p, capture_output=True, text=True)
@@ -144,6 +148,7 @@ def test_two_workers_score_a_round_and_dvc_repro_finds_it_up_to_date(upstream, t
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("dag")
 def test_a_stage_scored_in_one_clone_is_restored_from_the_remote_in_another(upstream, tmp_path):
     coordinator = Path(shutil.copytree(upstream, tmp_path / "coordinator", symlinks=True))
     dvc(coordinator, "remote", "add", "-d", "store", str(tmp_path / "remote"))
