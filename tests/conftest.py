@@ -25,6 +25,9 @@ MACHINE_CORES = frozenset(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffi
 def machine_cores():
     """The whole machine's cores for the duration of a test that splits them itself (the
     fan-out), though its xdist worker keeps to its share; subprocesses started meanwhile inherit it."""
+    if not MACHINE_CORES:                 # no CPU affinity on this platform: nothing was narrowed
+        yield list(range(os.cpu_count() or 1))
+        return
     mine = os.sched_getaffinity(0)
     os.sched_setaffinity(0, MACHINE_CORES)
     yield sorted(MACHINE_CORES)
