@@ -21,13 +21,13 @@ from ..answer import reward as answer_reward
 from ..errors import ParamsError
 from ..generation import (Generator, GenerationConfig, VLLMGenerator, cuda_available, load_generator, vllm_engine_args,
                           vllm_environment)
-from ..hardware import ComputeConfig, apply_threads, log_resolved, resolve_backend, resolve_precision
+from ..hardware import ComputeConfig, apply_threads, log_resolved, resolve_backend, resolve_dtype, resolve_precision
 from ..model import load_trainable
 from ..patches import colocated_vllm, compact_lm_head_on_cpu
 from ..prompts import PromptConfig, messages
 from .launch import (batch_facts, check_world, launch, per_device_batch, processes_record, shards_weights,
                      world_size)
-from .resume import discard_run, live_callbacks, resume_checkpoint, save_final
+from .resume import finish_run, live_callbacks, resume_checkpoint, save_final
 from .settings import GRPOSettings
 
 
@@ -107,8 +107,9 @@ def run_grpo(model_path: str | os.PathLike, items: pd.DataFrame, cfg: GRPOSettin
     in_engine = (evaluate is not None and cfg.use_vllm and not cfg.lora and processes == 1
                  and resolve_backend(gen.backend)[0] == "vllm")
     # the model is saved where the caller keeps it, or for a moment to evaluate it outside the engine
-    saved = out_dir if out_dir is not None else None if evaluate is None or in_engine else \
-        scratch.with_name(f"{scratch.name}-model")
+    saved = out_dir
+    if saved is None and evaluate is not None and not in_engine:
+        saved = scratch.with_name(f"{scratch.name}-model")
     job = dict(model_path=str(model_path), cfg=cfg, prompt=prompt, out_dir=None if saved is None else str(saved),
                scratch=scratch, live_dir=live_dir, checkpoint=checkpoint, precision=precision, gen=gen,
                compute=compute)
@@ -177,11 +178,11 @@ def train_grpo(model_path: str, items: pd.DataFrame, cfg: GRPOSettings, prompt: 
         evaluated = {}
         if evaluate is not None:
             trainer.vllm_generation.sync_weights()
-            engine = VLLMGenerator.colocated(trainer.vllm_generation.llm, vllm_engine_args(gen, compute)["dtype"])
+            engine = VLLMGenerator.colocated(trainer.vllm_generation.llm, resolve_dtype(gen.dtype))
             evaluated = {"evaluation": evaluate(engine), "evaluation_compute": engine.settings}
     if out_dir is not None:
         save_final(trainer, tok, out_dir, merge_lora=cfg.lora, scratch=scratch, live_dir=live_dir)
     elif main:
-        discard_run(scratch, live_dir)
+        finish_run(scratch, live_dir)
     logs = [h for h in trainer.state.log_history if "reward" in h]
     return {**(logs[-1] if logs else {}), **batch_facts(trainer), **evaluated}

@@ -127,14 +127,13 @@ def save_final(trainer, tok, out_dir: str | os.PathLike, merge_lora: bool, scrat
                 trainer.save_model(str(tmp))
                 (tmp / TRAINING_ARGS).unlink(missing_ok=True)   # the trainer's pickled arguments
             tok.save_pretrained(tmp)
-        _publish_curves(scratch / "live", live_dir)
-        shutil.rmtree(scratch, ignore_errors=True)
+        finish_run(scratch, live_dir)
     elif not merge_lora:
         trainer.save_model(str(scratch / f"rank{trainer.args.process_index}"))   # gathers; only the main one writes
     trainer.accelerator.wait_for_everyone()
 
 
-def discard_run(scratch: Path, live_dir: str | None) -> None:
-    """A finished run whose model is not kept: publish its curves, drop its checkpoints."""
+def finish_run(scratch: Path, live_dir: str | None) -> None:
+    """A finished run: publish its curves, drop its checkpoints (and the rest of its scratch)."""
     _publish_curves(scratch / "live", live_dir)
     shutil.rmtree(scratch, ignore_errors=True)
