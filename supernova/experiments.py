@@ -6,7 +6,7 @@
     python -m supernova.experiments --sweep sft_select.size=2,4,16,32,8 --out metrics/sft_size_sweep.md
 
 Each variant (the strategies ``all``, ``random``, ``macro``, ``micro`` and ``micro`` with the
-anti-prior intervention) is trained once per seed: one ``dvc exp run -n <variant>-s<seed> -S ...``
+anti-prior intervention) is trained once per seed: one ``dvc exp run -n <variant>-s<seed> -S ...`` (``paper-<variant>-s<seed>`` in paper mode)
 on top of the committed params, with ``rl_train.grpo.seed``, ``rl_train.sft.seed`` and
 ``mix.seed`` set to the seed. The utility runs (score@*) are cached, so each run retrains only
 from ``mix`` on. In the default mode SFT stays on with one SFT set for every variant
@@ -86,9 +86,15 @@ def sweep_variants(spec: str) -> dict[str, list[str]]:
     return {f"{key.rsplit('.', 1)[-1]}-{v}": [f"{key}={v}"] for v in values.split(",")}
 
 
+def run_name(variant: str, seed: int, mode: str) -> str:
+    """The experiment's name: ``<variant>-s<seed>``, prefixed by the mode unless it is ``default``
+    (so the two modes' runs of a variant do not replace each other)."""
+    return f"{variant}-s{seed}" if mode == "default" else f"{mode}-{variant}-s{seed}"
+
+
 def seeded(variants: dict[str, list[str]], seeds: list[int], mode: str) -> dict[str, list[str]]:
-    """One run per variant and seed: ``<variant>-s<seed>`` with the seed keys and the mode's sets."""
-    return {f"{name}-s{seed}": sets + MODES[mode] + [f"{key}={seed}" for key in SEED_KEYS]
+    """One run per variant and seed (:func:`run_name`) with the seed keys and the mode's sets."""
+    return {run_name(name, seed, mode): sets + MODES[mode] + [f"{key}={seed}" for key in SEED_KEYS]
             for name in variants for seed in seeds for sets in [variants[name]]}
 
 
@@ -96,9 +102,13 @@ def _pct(v: float) -> str:
     return "–" if v != v else f"{100 * v:.1f}"
 
 
-def _cell(values: list[float]) -> str:
+def _cell(values: list[float], low: float = 0.0) -> str:
+    """Mean and 95% t-CI, the bounds clipped to the metric's range: [0, 1] for a pass@k, [-1, 1]
+    (``low=-1``) for a difference of two."""
     m, lo, hi = mean_t_ci(values)
-    return f"{_pct(m)} [{_pct(lo)}, {_pct(hi)}]" if len(values) > 1 else _pct(m)
+    if len(values) < 2:
+        return _pct(m)
+    return f"{_pct(m)} [{_pct(max(lo, low))}, {_pct(min(hi, 1.0))}]"
 
 
 def seed_table(results: dict[str, dict[int, dict[str, Any]]], k: int, *, mode: str = "default",
@@ -130,7 +140,7 @@ def seed_table(results: dict[str, dict[int, dict[str, Any]]], k: int, *, mode: s
         common = sorted(set(results[a]) & (set(results[b]) if b != "base" else set(results[a])))
         diffs = [[x - y for x, y in zip(values(results[a][s]), base if b == "base" else values(results[b][s]))]
                  for s in common]
-        cells = [_cell([d[i] for d in diffs]) for i in range(len(cols))]
+        cells = [_cell([d[i] for d in diffs], low=-1.0) for i in range(len(cols))]
         _, lo, hi = mean_t_ci([d[-1] for d in diffs])
         verdict = ("undecided (one seed)" if len(diffs) < 2 else f"{a} better" if lo > 0
                    else f"{b} better" if hi < 0 else "no significant difference")
@@ -138,8 +148,8 @@ def seed_table(results: dict[str, dict[int, dict[str, Any]]], k: int, *, mode: s
     return "\n".join(lines) + "\n"
 
 
-def group_by_variant(found: dict[str, dict[str, Any]], variants: list[str], seeds: list[int]) -> dict:
-    return {v: {s: found[f"{v}-s{s}"] for s in seeds} for v in variants}
+def group_by_variant(found: dict[str, dict[str, Any]], variants: list[str], seeds: list[int], mode: str) -> dict:
+    return {v: {s: found[run_name(v, s, mode)] for s in seeds} for v in variants}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -165,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
         for name, sets in runs.items():
             run_variant(name, sets)
         subprocess.run(["git", "checkout", "HEAD", "--", "params.yaml"], check=True)
-    results = group_by_variant(exp_metrics(list(runs)), list(variants), seeds)
+    results = group_by_variant(exp_metrics(list(runs)), list(variants), seeds, args.mode)
     text = seed_table(results, args.k or 1, mode=args.mode)
     if args.k is None:   # also the largest k's per-sub-task CIs of seed 0, as before
         first = {v: r[seeds[0]] for v, r in results.items()}

@@ -107,8 +107,8 @@ def test_seeded_runs_set_every_seed_key_and_the_mode():
     from supernova.experiments import seeded
 
     runs = seeded({"macro": ["mix.strategy=macro"]}, [0, 1], "paper")
-    assert list(runs) == ["macro-s0", "macro-s1"]
-    assert runs["macro-s1"] == ["mix.strategy=macro", "rl_train.sft.enabled=false", "rl_train.grpo.seed=1",
+    assert list(runs) == ["paper-macro-s0", "paper-macro-s1"]
+    assert runs["paper-macro-s1"] == ["mix.strategy=macro", "rl_train.sft.enabled=false", "rl_train.grpo.seed=1",
                                 "rl_train.sft.seed=1", "mix.seed=1"]
     assert "sft_select.pool=scored" in seeded({"micro": []}, [0], "default")["micro-s0"]
 
@@ -129,6 +129,9 @@ def test_seed_table_gives_means_t_cis_and_a_paired_verdict():
     assert any(ln.startswith("| macro − base | 12.0 [") and ln.endswith("macro better |") for ln in lines)
     close = {"macro": results["macro"], "micro": {s: eval_json(0.2, v) for s, v in enumerate([0.28, 0.36, 0.33])}}
     assert "no significant difference" in next(ln for ln in seed_table(close, 1).splitlines() if "micro − macro" in ln)
+    # 3 seeds far apart: the t-interval passes 0 and 100 and is clipped to them
+    wide = {"macro": {s: eval_json(0.2, v) for s, v in enumerate([0.0, 1.0, 1.0])}}
+    assert seed_table(wide, 1).splitlines()[5] == "| macro | 66.7 [0.0, 100.0] | 66.7 [0.0, 100.0] | 66.7 [0.0, 100.0] |"
 
 
 ROOT = Path(__file__).resolve().parents[1]
