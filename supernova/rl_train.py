@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from . import paths
 from .config import from_section
@@ -35,6 +36,14 @@ class RLTrainConfig:
     grpo: GRPOSettings = field(default_factory=GRPOSettings)
 
 
+def skipped_phase(live_dir: Path) -> None:
+    """A phase's declared outputs when it does not run: ``metrics.json`` says so and its curves
+    folder is empty (an earlier run's curves are removed, not shown as this run's)."""
+    shutil.rmtree(live_dir, ignore_errors=True)
+    (live_dir / "plots").mkdir(parents=True)
+    write_json(live_dir / "metrics.json", {"enabled": False})
+
+
 def rl_train(params: dict) -> None:
     """The stage: SFT from the base model (if enabled), GRPO from its result; the trained model
     and the training curves (``metrics/train/{sft,grpo}``) are the outputs."""
@@ -49,6 +58,8 @@ def rl_train(params: dict) -> None:
                                   scratch_dir=paths.TRAIN_SCRATCH / "sft",
                                   live_dir=str(paths.METRICS / "train" / "sft"), compute=compute)["compute"]
         start = sft_model
+    else:
+        skipped_phase(paths.METRICS / "train" / "sft")
     resolved["grpo"] = run_grpo(start, read_table(paths.MIXTURE, ITEM), cfg.grpo, prompt, paths.TRAINED_MODEL,
                                 scratch_dir=paths.TRAIN_SCRATCH / "grpo", live_dir=str(paths.METRICS / "train" / "grpo"),
                                 gen=gen, compute=compute)["compute"]

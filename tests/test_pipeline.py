@@ -169,6 +169,15 @@ def test_exp_run_of_a_strategy_reruns_mix_and_after_and_a_repeated_variant_comes
     assert ran_stages(dvc(p, "repro").stdout) == ["mix", "sft-select"]
 
 
+def test_rl_only_run_says_sft_did_not_run(ran, tmp_path):
+    p = copy(ran, tmp_path / "p")
+    res = dvc(p, "exp", "run", "-S", "rl_train.sft.enabled=false")
+    assert ran_stages(res.stdout) == ["rl-train", "evaluate"]
+    assert json.loads((p / "metrics/train/sft/metrics.json").read_text()) == {"enabled": False}
+    assert list((p / "metrics/train/sft/plots").iterdir()) == []
+    assert (p / "metrics/train/grpo/plots").is_dir()
+
+
 def test_rl_train_resumes_after_sigkill(ran, tmp_path):
     p = copy(ran, tmp_path / "p")
     params = yaml.safe_load((p / "params.yaml").read_text())
