@@ -136,12 +136,15 @@ def test_second_repro_does_nothing(ran):
     assert "Data and pipelines are up to date" in res.stdout
 
 
-def test_exp_run_of_a_strategy_reruns_mix_and_after_and_a_repeated_variant_comes_from_the_run_cache(ran, tmp_path):
+def test_exp_run_of_an_rl_only_strategy_reruns_mix_and_after_and_a_repeated_variant_comes_from_the_run_cache(ran, tmp_path):
     p = copy(ran, tmp_path / "p")
-    variant = ["-S", "mix.strategy=all", "-S", "mix.total_size=6"]
+    # RL only, as the paper mode runs: the SFT phase's declared outputs say it did not run
+    variant = ["-S", "mix.strategy=all", "-S", "mix.total_size=6", "-S", "rl_train.sft.enabled=false"]
     res = dvc(p, "exp", "run", *variant)
     assert ran_stages(res.stdout) == ["mix", "sft-select", "rl-train", "evaluate"]
     assert yaml.safe_load((p / "mixture.yaml").read_text())["strategy"] == "all"
+    assert json.loads((p / "metrics/train/sft/metrics.json").read_text()) == {"enabled": False}
+    assert list((p / "metrics/train/sft/plots").iterdir()) == []
     diff = dvc(p, "metrics", "diff", "--json").stdout
     assert "metrics/eval.json" in diff or "metrics/train" in diff
     assert yaml.safe_load((p / "mixture.yaml").read_text())["total_items"] == 6
@@ -167,15 +170,6 @@ def test_exp_run_of_a_strategy_reruns_mix_and_after_and_a_repeated_variant_comes
                                                           yaml.safe_load((p / "mixture.yaml").read_text())["tasks"]])
     (p / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     assert ran_stages(dvc(p, "repro").stdout) == ["mix", "sft-select"]
-
-
-def test_rl_only_run_says_sft_did_not_run(ran, tmp_path):
-    p = copy(ran, tmp_path / "p")
-    res = dvc(p, "exp", "run", "-S", "rl_train.sft.enabled=false")
-    assert ran_stages(res.stdout) == ["rl-train", "evaluate"]
-    assert json.loads((p / "metrics/train/sft/metrics.json").read_text()) == {"enabled": False}
-    assert list((p / "metrics/train/sft/plots").iterdir()) == []
-    assert (p / "metrics/train/grpo/plots").is_dir()
 
 
 def test_rl_train_resumes_after_sigkill(ran, tmp_path):
