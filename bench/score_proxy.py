@@ -72,8 +72,11 @@ def main() -> None:
     except (OSError, ValueError):
         rel = {}
     if rel.get("reliability") is not None:
+        def bound(v):  # Spearman-Brown is undefined at a split-half correlation of -1
+            return "undefined" if v is None else f"{v:.3f}"
+
         print(f"reliability of the RL ranking (split-half over {rel['halves']}, Spearman-Brown): "
-              f"{rel['reliability']:.3f} [{rel['reliability_ci_low']:.3f}, {rel['reliability_ci_high']:.3f}]; "
+              f"{rel['reliability']:.3f} [{bound(rel['reliability_ci_low'])}, {bound(rel['reliability_ci_high'])}]; "
               "a proxy cannot be judged against an RL ranking that does not replicate")
     else:
         print("reliability of the RL ranking: not in metrics/utility.json (run `dvc repro utility`)")
