@@ -6,12 +6,13 @@
     python -m supernova.experiments --sweep sft_select.size=2,4,16,32,8 --out metrics/sft_size_sweep.md
 
 Each variant (the strategies ``all``, ``random``, ``macro``, ``micro`` and ``micro`` with the
-anti-prior intervention) is trained once per seed: one ``dvc exp run -n <variant>-s<seed> -S ...`` (``paper-<variant>-s<seed>`` in paper mode)
-on top of the committed params, with ``rl_train.grpo.seed``, ``rl_train.sft.seed`` and
-``mix.seed`` set to the seed. The utility runs (score@*) are cached, so each run retrains only
-from ``mix`` on. In the default mode SFT stays on with one SFT set for every variant
-(``sft_select.pool=scored``: drawn from every scored task, not from the mixture), so the variants
-differ only in the RL mixture; ``--mode paper`` turns SFT off (SuperNova's comparison is RL only).
+anti-prior intervention) is trained once per seed: one ``dvc exp run -n <variant>-s<seed> -S ...``
+(``paper-<variant>-s<seed>`` in paper mode) on top of the committed params, with
+``rl_train.grpo.seed``, ``rl_train.sft.seed`` and ``mix.seed`` set to the seed. The utility runs
+(score@*) are cached, so each run retrains only from ``mix`` on. In the default mode SFT stays on
+with one SFT set for every variant (``sft_select.pool=scored``: drawn from every scored task, not
+from the mixture), so the variants differ only in the RL mixture; ``--mode paper`` turns SFT off
+(SuperNova's comparison is RL only).
 
 The table (from each experiment's metrics/eval.json in ``dvc exp show --json``) gives, per target
 sub-task and for the mean over sub-tasks, each variant's mean pass@k over seeds with a 95%
