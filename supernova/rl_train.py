@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import shutil
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from . import paths
 from .config import from_section
@@ -19,6 +18,7 @@ from .io import write_json
 from .prompts import PromptConfig
 from .schema import ITEM, SFT, read_table
 from .training.grpo import run_grpo
+from .training.resume import publish_skipped
 from .training.settings import GRPOSettings, SFTSettings
 from .training.sft import run_sft
 
@@ -36,14 +36,6 @@ class RLTrainConfig:
     grpo: GRPOSettings = field(default_factory=GRPOSettings)
 
 
-def skipped_phase(live_dir: Path) -> None:
-    """A phase's declared outputs when it does not run: ``metrics.json`` says so and its curves
-    folder is empty (an earlier run's curves are removed, not shown as this run's)."""
-    shutil.rmtree(live_dir, ignore_errors=True)
-    (live_dir / "plots").mkdir(parents=True)
-    write_json(live_dir / "metrics.json", {"enabled": False})
-
-
 def rl_train(params: dict) -> None:
     """The stage: SFT from the base model (if enabled), GRPO from its result; the trained model
     and the training curves (``metrics/train/{sft,grpo}``) are the outputs."""
@@ -52,14 +44,15 @@ def rl_train(params: dict) -> None:
     gen = from_section(GenerationConfig, params, "generation")
     compute = from_section(ComputeConfig, params, "compute")
     start, resolved = paths.BASE_MODEL, {}
+    sft_live = str(paths.METRICS / "train" / "sft")
     if cfg.sft.enabled:
         sft_model = paths.TRAIN_SCRATCH / "sft-model"
         resolved["sft"] = run_sft(start, read_table(paths.SFT_SET, SFT), cfg.sft, prompt, sft_model,
                                   scratch_dir=paths.TRAIN_SCRATCH / "sft",
-                                  live_dir=str(paths.METRICS / "train" / "sft"), compute=compute)["compute"]
+                                  live_dir=sft_live, compute=compute)["compute"]
         start = sft_model
     else:
-        skipped_phase(paths.METRICS / "train" / "sft")
+        publish_skipped(sft_live)
     resolved["grpo"] = run_grpo(start, read_table(paths.MIXTURE, ITEM), cfg.grpo, prompt, paths.TRAINED_MODEL,
                                 scratch_dir=paths.TRAIN_SCRATCH / "grpo", live_dir=str(paths.METRICS / "train" / "grpo"),
                                 gen=gen, compute=compute)["compute"]

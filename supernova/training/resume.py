@@ -21,7 +21,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..io import atomic_path, file_sha256
+from ..io import atomic_path, file_sha256, write_json
 from ..prompts import PromptConfig
 
 log = logging.getLogger(__name__)
@@ -105,6 +105,14 @@ def _publish_curves(live: Path, live_dir: str | None) -> None:
         shutil.copytree(live / "plots", tmp, dirs_exist_ok=True)
     with atomic_path(Path(live_dir) / "metrics.json") as tmp:
         shutil.copy2(live / "metrics.json", tmp)
+
+
+def publish_skipped(live_dir: str) -> None:
+    """What :func:`_publish_curves` publishes, for a phase that did not run: no curves (an earlier
+    run's are replaced, not shown as this run's) and a ``metrics.json`` that says so."""
+    with atomic_path(Path(live_dir) / "plots", is_dir=True):
+        pass                                  # the empty folder takes the old one's place
+    write_json(Path(live_dir) / "metrics.json", {"enabled": False})
 
 
 def save_final(trainer, tok, out_dir: str | os.PathLike, merge_lora: bool, scratch: Path,
