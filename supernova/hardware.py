@@ -194,6 +194,12 @@ class ComputeConfig:
             memory, between 0.5 and 4 GiB).
         gpu_memory_utilization: fraction of a GPU's memory vLLM may take (weights + KV cache).
         max_num_batched_tokens: tokens vLLM schedules per step (at least ``max_model_len``).
+        train_micro_batch: sequences per forward and backward pass of a training process; a
+            step's batch is accumulated over as many passes as it takes, and TRL normalizes the
+            loss over the whole batch, so the update is the same up to rounding (``auto``: the
+            whole batch on a GPU; 2 on a CPU, where the activations share memory with the
+            colocated vLLM engine: a 135M model's GRPO process peaks at 6.1 GB with 8 sequences
+            per pass, 5.2 GB with 2, 3% slower).
         cuda_graphs: capture CUDA graphs in vLLM (``auto``: on a GPU; never on a CPU, where
             compilation costs ~100 s at start and does not pay for short stages).
         block_size: vLLM KV-cache block size (``auto``: 32 on a CPU, the smallest its attention
@@ -213,6 +219,7 @@ class ComputeConfig:
     kv_cache_gib: float | str = "auto"
     gpu_memory_utilization: float = 0.85
     max_num_batched_tokens: int = 4096
+    train_micro_batch: int | str = "auto"
     cuda_graphs: bool | str = "auto"
     block_size: int | str = "auto"
     cache_dir: str = ".cache"
@@ -221,7 +228,7 @@ class ComputeConfig:
     accelerate_config: str = "cluster/accelerate/ddp.yaml"
 
     def __post_init__(self):
-        for name in ("threads", "kv_cache_gib", "cuda_graphs", "block_size"):
+        for name in ("threads", "kv_cache_gib", "train_micro_batch", "cuda_graphs", "block_size"):
             value = getattr(self, name)
             if isinstance(value, str) and value != "auto":
                 raise ParamsError(f"must be 'auto' or a value, got {value!r}", file="params.yaml",
@@ -243,6 +250,8 @@ class ComputeConfig:
             "kv_cache_gib": float(kv),
             "gpu_memory_utilization": self.gpu_memory_utilization,
             "max_num_batched_tokens": self.max_num_batched_tokens,
+            "train_micro_batch": ((None if gpu else 2) if self.train_micro_batch == "auto"
+                                  else int(self.train_micro_batch)),
             "cuda_graphs": gpu if self.cuda_graphs == "auto" else bool(self.cuda_graphs) and gpu,
             "block_size": (None if gpu else 32) if self.block_size == "auto" else int(self.block_size),
             "cache_dir": self.cache_dir,

@@ -71,6 +71,8 @@ def test_execution_settings_are_sized_from_the_machine(hw, kv, graphs, block):
     c = ComputeConfig().resolved(hw)
     assert c["threads"] == hw.cores and c["kv_cache_gib"] == kv
     assert c["cuda_graphs"] is graphs and c["block_size"] == block
+    assert c["train_micro_batch"] == (None if hw.device == "cuda" else 2)
+    assert ComputeConfig(train_micro_batch=8).resolved(hw)["train_micro_batch"] == 8
     assert ComputeConfig(threads=1, kv_cache_gib=0.25, block_size=64).resolved(hw)["kv_cache_gib"] == 0.25
     assert ComputeConfig(cuda_graphs=True).resolved(Hardware())["cuda_graphs"] is False  # never on a CPU
 
@@ -78,6 +80,8 @@ def test_execution_settings_are_sized_from_the_machine(hw, kv, graphs, block):
 def test_bad_execution_settings_name_their_field():
     with pytest.raises(ParamsError, match="compute.threads"):
         ComputeConfig(threads="all")
+    with pytest.raises(ParamsError, match="compute.train_micro_batch"):
+        ComputeConfig(train_micro_batch="all")
     with pytest.raises(ParamsError, match="compute.gpu_memory_utilization"):
         ComputeConfig(gpu_memory_utilization=1.5)
 

@@ -13,7 +13,7 @@ from supernova.prompts import PromptConfig
 from supernova.schema import items_frame
 from supernova.sources import load_entry
 from supernova.training.grpo import run_grpo
-from supernova.training.launch import launcher_command, per_device_batch, shards_weights
+from supernova.training.launch import launcher_command, micro_batches, per_device_batch, shards_weights
 from supernova.training.settings import GRPOSettings, SFTSettings
 from supernova.training.sft import run_sft
 
@@ -30,6 +30,13 @@ def tiny_items():
 def test_each_process_takes_an_equal_share_of_the_global_batch():
     assert per_device_batch(8, 1, "batch_size") == 8
     assert per_device_batch(8, 4, "batch_size") == 2
+
+
+@pytest.mark.parametrize("per_device, micro, passes", [
+    (8, None, (8, 1)), (8, 2, (2, 4)), (8, 3, (2, 4)), (8, 16, (8, 1)), (6, 4, (3, 2)), (5, 2, (1, 5)), (1, 2, (1, 1)),
+])
+def test_a_process_batch_is_taken_in_equal_passes_of_at_most_the_micro_batch(per_device, micro, passes):
+    assert micro_batches(per_device, micro) == passes
 
 
 def test_a_global_batch_that_does_not_divide_among_the_processes_is_a_one_line_error():

@@ -4,6 +4,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from supernova.hardware import ComputeConfig
 from supernova.prompts import PromptConfig
 from supernova.schema import items_frame
 from supernova.sources import load_entry
@@ -31,6 +32,29 @@ def test_sft_moves_weights_and_saves_a_loadable_model(tiny_model, tmp_path):
     before, after = weights(tiny_model), weights(out)
     assert any(not torch.equal(before[k], after[k]) for k in before)
     AutoModelForCausalLM.from_pretrained(out)
+
+
+def test_a_batch_trained_in_passes_moves_the_weights_as_one_pass_does(tiny_model, tmp_path):
+    """SFT and GRPO (dapo loss; a length reward varies on the random model): each step's batch
+    of 4 in passes of 1, gradients accumulated, against one pass of 4."""
+    sft = SFTSettings(max_steps=2, batch_size=4, learning_rate=1e-3)
+    grpo = GRPOSettings(max_steps=2, prompts_per_step=2, num_generations=2, max_completion_length=8,
+                        learning_rate=1e-3, temperature=1.0, length_penalty=0.1, length_target=2, use_vllm=False)
+    base = weights(tiny_model)
+    for name, run, cfg in [("sft", run_sft, sft), ("grpo", run_grpo, grpo)]:
+        trained = {}
+        for micro in (4, 1):
+            out = tmp_path / f"{name}-{micro}"
+            logs = run(tiny_model, items(), cfg, PromptConfig(), out, scratch_dir=tmp_path / "scratch",
+                       compute=ComputeConfig(train_micro_batch=micro))
+            assert (logs["per_device_batch"], logs["gradient_accumulation_steps"], logs["global_batch"]) == \
+                (micro, 4 // micro, 4)
+            trained[micro] = weights(out)
+        # Adam turns a rounding-level gradient into a full step, so single weights may differ:
+        # the two updates are compared as wholes
+        update = sum(float((trained[4][k] - base[k]).norm() ** 2) for k in base) ** 0.5
+        apart = sum(float((trained[1][k] - trained[4][k]).norm() ** 2) for k in base) ** 0.5
+        assert update > 0 and apart < 1e-3 * update, (name, update, apart)
 
 
 def prompt_logprobs(model_path, ids):

@@ -25,8 +25,8 @@ from ..hardware import ComputeConfig, apply_threads, log_resolved, resolve_backe
 from ..model import load_trainable
 from ..patches import colocated_vllm, compact_lm_head_on_cpu
 from ..prompts import PromptConfig, messages
-from .launch import (batch_facts, check_world, launch, per_device_batch, processes_record, shards_weights,
-                     world_size)
+from .launch import (batch_facts, check_world, launch, micro_batches, per_device_batch, processes_record,
+                     shards_weights, world_size)
 from .resume import finish_run, live_callbacks, resume_checkpoint, save_final
 from .settings import GRPOSettings
 
@@ -153,9 +153,14 @@ def train_grpo(model_path: str, items: pd.DataFrame, cfg: GRPOSettings, prompt: 
     rewards = [answer_reward]
     if cfg.length_penalty > 0:
         rewards.append(length_penalty_reward(cfg.length_penalty, cfg.length_target))
+    # one generation per step, its batch trained in equal passes; bnpo normalizes each pass by
+    # its own token count, so it alone is trained in one pass (the same update as before)
+    micro, passes = micro_batches(per_device, None if cfg.loss_type == "bnpo"
+                                  else compute.resolved()["train_micro_batch"])
     args = GRPOConfig(
-        output_dir=str(scratch), max_steps=cfg.max_steps, per_device_train_batch_size=per_device,
-        gradient_accumulation_steps=1, num_generations=cfg.num_generations, learning_rate=cfg.learning_rate,
+        output_dir=str(scratch), max_steps=cfg.max_steps, per_device_train_batch_size=micro,
+        gradient_accumulation_steps=passes, steps_per_generation=passes, num_generations=cfg.num_generations,
+        learning_rate=cfg.learning_rate,
         max_completion_length=cfg.max_completion_length, temperature=cfg.temperature, beta=cfg.beta,
         epsilon=cfg.epsilon, epsilon_high=cfg.epsilon_high, loss_type=cfg.loss_type,
         logging_steps=1, save_strategy="steps" if cfg.save_steps else "no", save_steps=max(1, cfg.save_steps),

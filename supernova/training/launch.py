@@ -11,8 +11,9 @@ The run's global batch — completions per optimizer step for GRPO, items for SF
 the settings say whatever the number of processes: TRL's global batch is
 ``per_device_train_batch_size × processes × gradient_accumulation_steps``, so each process takes
 ``global / processes`` (:func:`per_device_batch`; a batch that does not divide is a one-line
-error) and gradient accumulation stays 1. The run sees the same data in the same number of
-steps as under one process.
+error), in passes of at most ``compute.train_micro_batch`` sequences accumulated into one step
+(:func:`micro_batches`). The run sees the same data in the same number of steps as under one
+process.
 """
 
 from __future__ import annotations
@@ -44,6 +45,14 @@ def per_device_batch(global_batch: int, processes: int, what: str) -> int:
         raise ParamsError(f"{what} = {global_batch} does not divide among {processes} training processes",
                           file="params.yaml", field="compute.processes")
     return global_batch // processes
+
+
+def micro_batches(per_device: int, micro: int | None) -> tuple[int, int]:
+    """(sequences per pass, passes per step) for a process's batch of ``per_device`` sequences
+    taken in passes of at most ``micro`` (``None``: one pass): the largest divisor of
+    ``per_device`` not above ``micro``, so every pass is the same size."""
+    size = per_device if micro is None else max(d for d in range(1, min(micro, per_device) + 1) if per_device % d == 0)
+    return size, per_device // size
 
 
 def processes_record(compute: ComputeConfig) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from ..generation import cuda_available
 from ..hardware import ComputeConfig, apply_threads, log_resolved, resolve_precision
 from ..model import load_trainable
 from ..prompts import PromptConfig, gold_completion, messages
-from .launch import batch_facts, check_world, launch, per_device_batch, processes_record, world_size
+from .launch import batch_facts, check_world, launch, micro_batches, per_device_batch, processes_record, world_size
 from .resume import fresh_scratch, live_callbacks, save_final
 from .settings import SFTSettings
 
@@ -82,9 +82,10 @@ def train_sft(model_path: str, items: pd.DataFrame, cfg: SFTSettings, prompt: Pr
     apply_threads(compute)
     per_device = per_device_batch(cfg.batch_size, world_size(), "batch_size")
     model, tok = load_trainable(model_path, cfg.dtype, cfg.train_top_layers)
+    micro, passes = micro_batches(per_device, compute.resolved()["train_micro_batch"])
     args = SFTConfig(
-        output_dir=str(scratch), max_steps=cfg.max_steps, per_device_train_batch_size=per_device,
-        gradient_accumulation_steps=1, learning_rate=cfg.learning_rate, logging_steps=1, save_strategy="no",
+        output_dir=str(scratch), max_steps=cfg.max_steps, per_device_train_batch_size=micro,
+        gradient_accumulation_steps=passes, learning_rate=cfg.learning_rate, logging_steps=1, save_strategy="no",
         seed=cfg.seed, data_seed=cfg.seed, use_cpu=not cuda_available(), bf16=precision == "bf16",
         gradient_checkpointing=False, report_to="none", completion_only_loss=True, max_length=1024,
         ddp_find_unused_parameters=False,   # every trainable parameter takes part in each forward
