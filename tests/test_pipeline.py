@@ -27,6 +27,11 @@ def copy(project: Path, dest: Path) -> Path:
     return dest
 
 
+def test_the_dag_tests_share_one_worker_and_its_run_of_the_dag(request):
+    if getattr(request.config.option, "loadgroup", False):    # an xdist worker under --dist loadgroup
+        assert request.node.nodeid.endswith("@dag"), request.node.nodeid
+
+
 def test_outputs_metrics_and_manifests(ran):
     ev = json.loads((ran / "metrics" / "eval.json").read_text())
     assert set(ev["subtasks"]) == {"course_schedule", "leg_counting"}
