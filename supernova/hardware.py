@@ -199,7 +199,7 @@ class ComputeConfig:
             loss over the whole batch, so the update is the same up to rounding (``auto``: the
             whole batch on a GPU; 2 on a CPU, where the activations share memory with the
             colocated vLLM engine: a 135M model's GRPO process peaks at 6.1 GB with 8 sequences
-            per pass, 5.2 GB with 2, at the same speed within run-to-run noise).
+            per pass, 5.2 GB with 2, 3% slower).
         cuda_graphs: capture CUDA graphs in vLLM (``auto``: on a GPU; never on a CPU, where
             compilation costs ~100 s at start and does not pay for short stages).
         block_size: vLLM KV-cache block size (``auto``: 32 on a CPU, the smallest its attention
