@@ -171,14 +171,14 @@ def main() -> None:
     results, peaks = {}, {}
     micro_batches = [m for m in args.micro_batches.split(",") if m]
     for precision in args.precisions.split(","):
-        sets = [f"mixed_precision={precision}", *args.set]
+        sets = [f"mixed_precision='{precision}'", *args.set]
         runs = [("pipeline", m) for m in micro_batches]
         if not args.pipeline_only:
             runs.append(("plain", "-"))
         for variant, micro in runs:
             key = (variant, precision, micro)
             if variant == "plain":
-                results[key], peaks[key] = run_variant("plain", model, args.steps, [f"mixed_precision={precision}"])
+                results[key], peaks[key] = run_variant("plain", model, args.steps, [f"mixed_precision='{precision}'"])
             else:
                 results[key], peaks[key] = run_variant("pipeline", model, args.steps, sets, micro)
             t = results[key]
