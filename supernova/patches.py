@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 from importlib import metadata
 from pathlib import Path
 
@@ -75,6 +76,14 @@ def _require_attribute(obj, name: str, library: str, patch: str) -> None:
                                    f"{name}, which the patch {patch} (supernova/patches.py) replaces")
 
 
+def free_port() -> int:
+    """A TCP port the OS hands out as free: an ephemeral port, so processes asking at the same
+    time get different ones."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("localhost", 0))
+        return s.getsockname()[1]
+
+
 @contextlib.contextmanager
 def colocated_vllm(engine_args: dict, *, sync_by_reload: bool):
     """TRL's colocated vLLM engine built with ``engine_args`` too, which win over TRL's own values
@@ -85,6 +94,10 @@ def colocated_vllm(engine_args: dict, *, sync_by_reload: bool):
     the rendezvous variables TRL exports for vLLM (``MASTER_PORT`` and co.): the engine's process
     group keeps its port bound, and a child process that inherited the variable would try to
     bind the same port.
+
+    An unset ``MASTER_PORT`` is set to a port the OS hands out (:func:`free_port`). TRL would take
+    the first of its fixed candidates (29500, ...) that is not bound yet, so two runs starting
+    side by side (``supernova.fanout``) both took 29500 and the second failed to bind it.
     """
     require("trl", "colocated_vllm")
     require("vllm", "colocated_vllm")
@@ -107,6 +120,8 @@ def colocated_vllm(engine_args: dict, *, sync_by_reload: bool):
     if sync_by_reload:
         vg.VLLMGeneration.sync_weights = sync_weights_by_reload
     saved_env = {k: os.environ.get(k) for k in _RENDEZVOUS_ENV}
+    if not os.environ.get("MASTER_PORT"):
+        os.environ["MASTER_PORT"] = str(free_port())
     try:
         yield
     finally:

@@ -175,3 +175,19 @@ def test_colocated_vllm_follows_the_settings_and_the_trainers_weights(smol_model
         assert changed == hf_greedy()[:len(changed)]
     # the engine's rendezvous port stays bound; child processes must not inherit it
     assert [k for k in ("MASTER_PORT", "RANK", "WORLD_SIZE") if k in os.environ] == rendezvous_before
+
+
+def test_colocated_engines_set_up_side_by_side_get_different_rendezvous_ports(monkeypatch):
+    """Two GRPO runs starting at once each pick their vLLM engine's port before either binds it.
+    TRL alone gives both the first of its fixed candidates that is free (29500); inside
+    ``colocated_vllm`` each gets its own port from the OS, and the variable is undone on exit."""
+    from trl.trainer.utils import ensure_master_addr_port
+
+    monkeypatch.delenv("MASTER_PORT", raising=False)
+    ports = []
+    for _ in range(2):
+        with patches.colocated_vllm({"dtype": "float32"}, sync_by_reload=True):
+            ensure_master_addr_port()              # what TRL's VLLMGeneration does before building the engine
+            ports.append(int(os.environ["MASTER_PORT"]))
+        assert "MASTER_PORT" not in os.environ
+    assert ports[0] != ports[1], ports
