@@ -29,6 +29,8 @@ $(VENV)/.installed: pyproject.toml Makefile
 install: $(VENV)/.installed
 
 repro: install
+	# the score stages side by side, as many workers as the machine holds (one: as dvc repro would)
+	python -m supernova.fanout score --workers auto
 	dvc repro
 	python -m supernova.report
 	python -m supernova.plots

@@ -1,6 +1,7 @@
 """Score stages side by side: a pool of ``dvc repro -s`` workers in one workspace, each on its
 own slice of the machine.
 
+    python -m supernova.fanout score --workers auto                  # as many as the machine holds
     python -m supernova.fanout score --workers 2                     # a CPU: the cores split in two
     python -m supernova.fanout score --workers 4 --gpus 0,1,2,3      # one GPU per worker
     python -m supernova.fanout score --workers 4 --gpus 0,0,1,1      # two workers per GPU
@@ -16,11 +17,17 @@ Round by round, in order (a round's promotion reads the scores of the rounds bef
 1. ``dvc repro`` of the stages the round's score stages depend on (prepare-model, ingest, probe,
    baseline, promote-r<i>), as DVC's graph of ``dvc.yaml`` says;
 2. the round's score stages ``dvc status`` reports changed;
-3. a pool of ``--workers`` processes, each taking the next stage as it finishes the last, each
-   pinned to its slice: ``CUDA_VISIBLE_DEVICES`` from ``--gpus``, and its share of the CPU cores
+3. a pool of ``--workers`` processes (no more than the round has stages to run), each taking
+   the next stage as it finishes the last, each pinned to its slice: ``CUDA_VISIBLE_DEVICES`` from ``--gpus``, and its share of the CPU cores
    as its CPU affinity (``compute.threads``, ``auto`` or a number, is the budget split; a stage's
    ``auto`` threads are then the cores of its slice). A worker's output goes to
    ``.dvc/tmp/fanout/<stage>.log``; a failed stage stops the fan-out once the running ones end.
+
+``--workers auto`` is one worker per visible GPU on a CUDA machine; on a CPU one per core of
+``compute.threads``, as many as the available memory holds at ``--worker-memory-gib`` each (a
+default utility run peaks at 5.3 GB). A score stage on one core took 1.27x its time on two
+(the default profile, a 2-core CPU), so two one-core workers finish a round sooner than one
+two-core process.
 
 Afterwards a plain ``dvc repro`` finds every score stage up to date and runs what follows;
 whoever runs it commits ``dvc.lock`` (the workers never do).
@@ -39,7 +46,7 @@ from pathlib import Path
 
 from .config import from_section, load_params
 from .errors import PipelineError
-from .hardware import ComputeConfig
+from .hardware import ComputeConfig, Hardware, detect
 
 #: A round's score stages: ``score@<task>-r<i>`` and ``score-control@r<i>``.
 ROUND_STAGE = re.compile(r"^score@.+-(r\d+)$|^score-control@(r\d+)$")
@@ -126,6 +133,21 @@ def slots(workers: int, compute: ComputeConfig, gpus: list[str] | None = None) -
     return [Slot(c, g) for c, g in zip(cpu_slices, gpu_slices)]
 
 
+def auto_workers(compute: ComputeConfig, gpus: list[str] | None, worker_memory_gib: float,
+                 hw: Hardware | None = None) -> tuple[int, list[str] | None]:
+    """``--workers auto``: (workers, GPUs). One per GPU (``gpus``, or every visible one) on a CUDA
+    machine; on a CPU one per core of ``compute.threads``, at most as many as the available memory
+    holds at ``worker_memory_gib`` each, and at least one."""
+    hw = hw or detect()
+    if hw.device == "cuda":
+        gpus = gpus or [str(i) for i in range(hw.gpus)]
+        return len(gpus), gpus
+    if worker_memory_gib <= 0:
+        raise FanoutError(f"must be > 0, got {worker_memory_gib}", field="--worker-memory-gib")
+    cores = min(compute.resolved(hw)["threads"], hw.cores)
+    return max(1, min(cores, int(hw.memory_gib // worker_memory_gib))), gpus
+
+
 def run_pool(stages: list[str], pool: list[Slot], log_dir: Path = LOG_DIR, dvc: str = "dvc") -> None:
     """Each of ``stages`` as ``dvc --wait-for-lock repro -s <stage>``, at most one per slot at a
     time; a failure stops handing out stages and, once the running ones end, raises naming it."""
@@ -164,9 +186,14 @@ def _tail(path: Path, n: int = 2) -> str:
     return " | ".join(lines[-n:]) or "(no output)"
 
 
-def score(workers: int, gpus: list[str] | None = None, only: list[str] | None = None) -> None:
-    """Fan out the score stages of every round (or of the rounds in ``only``), in order."""
-    pool = slots(workers, from_section(ComputeConfig, load_params(), "compute"), gpus)
+def score(workers: int | str, gpus: list[str] | None = None, only: list[str] | None = None,
+          worker_memory_gib: float = 6.0) -> None:
+    """Fan out the score stages of every round (or of the rounds in ``only``), in order, on
+    ``workers`` workers (``auto``: :func:`auto_workers`)."""
+    compute = from_section(ComputeConfig, load_params(), "compute")
+    if workers == "auto":
+        workers, gpus = auto_workers(compute, gpus, worker_memory_gib)
+    slots(workers, compute, gpus)                 # the machine can be split as asked
     plan = rounds()
     unknown = sorted(set(only or []) - {r.name for r in plan})
     if unknown:
@@ -177,6 +204,7 @@ def score(workers: int, gpus: list[str] | None = None, only: list[str] | None = 
         print(f"{rnd.name}: dvc repro {' '.join(rnd.upstream)}", flush=True)
         subprocess.run(["dvc", "repro", *rnd.upstream], check=True)
         todo = changed(rnd.stages)
+        pool = slots(max(1, min(workers, len(todo))), compute, gpus)
         print(f"{rnd.name}: {len(todo)} of {len(rnd.stages)} score stages to run on {len(pool)} workers", flush=True)
         start = time.perf_counter()
         run_pool(todo, pool)
@@ -184,17 +212,25 @@ def score(workers: int, gpus: list[str] | None = None, only: list[str] | None = 
     print("next: `dvc repro` finds the score stages up to date and runs the rest; commit dvc.lock", flush=True)
 
 
+def workers_arg(value: str) -> int | str:
+    return value if value == "auto" else int(value)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m supernova.fanout", description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="command", required=True)
     sc = sub.add_parser("score", help="run the score stages of each round in parallel workers")
-    sc.add_argument("--workers", type=int, required=True, help="concurrent dvc repro -s processes")
+    sc.add_argument("--workers", type=workers_arg, required=True,
+                    help="concurrent dvc repro -s processes, or auto (one per GPU; on a CPU one per core, "
+                         "as many as memory holds)")
+    sc.add_argument("--worker-memory-gib", type=float, default=6.0,
+                    help="memory one worker may take, for --workers auto on a CPU (default 6)")
     sc.add_argument("--gpus", help="GPU ids split between the workers, e.g. 0,1,2,3 (an id twice: shared)")
     sc.add_argument("--rounds", help="only these rounds, e.g. r0 (default: every round, in order)")
     args = ap.parse_args(argv)
     try:
         score(args.workers, args.gpus.split(",") if args.gpus else None,
-              args.rounds.split(",") if args.rounds else None)
+              args.rounds.split(",") if args.rounds else None, args.worker_memory_gib)
     except PipelineError as e:
         print(f"fanout: error: {e}", file=sys.stderr)
         return 1

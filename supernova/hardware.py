@@ -64,6 +64,7 @@ class Hardware:
         cpu_flags: the bf16-related flags of ``/proc/cpuinfo`` the CPU has.
         cuda_bf16: the CUDA device computes bf16 (``torch.cuda.is_bf16_supported()``).
         gpu: the CUDA device's name, if any.
+        gpus: CUDA devices visible to this process.
         cores: CPU cores this process may run on.
         memory_gib: memory available to new allocations, in GiB.
     """
@@ -73,6 +74,7 @@ class Hardware:
     cpu_flags: tuple[str, ...] = ()
     cuda_bf16: bool = False
     gpu: str | None = None
+    gpus: int = 0
     cores: int = 1
     memory_gib: float = 4.0
 
@@ -119,6 +121,7 @@ def detect() -> Hardware:
         cpu_flags=_cpu_flags(),
         cuda_bf16=bool(cuda and torch.cuda.is_bf16_supported()),
         gpu=torch.cuda.get_device_name(0) if cuda else None,
+        gpus=torch.cuda.device_count() if cuda else 0,
         cores=len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1),
         memory_gib=round(_available_memory_gib(), 1),
     )

@@ -11,8 +11,8 @@ import pytest
 import yaml
 
 from conftest import ROOT, dvc, make_project, ran_stages
-from supernova.fanout import FanoutError, Slot, rounds, run_pool, slots, split
-from supernova.hardware import ComputeConfig
+from supernova.fanout import FanoutError, Slot, auto_workers, rounds, run_pool, slots, split
+from supernova.hardware import ComputeConfig, Hardware
 
 GIT = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
 R0 = ["score-control@r0", "score@basic_arithmetic-r0", "score@syllogism-r0"]   # the tiny profile's round r0
@@ -38,6 +38,25 @@ def test_each_worker_gets_its_gpus_and_its_share_of_the_thread_budget(machine_co
     assert [s.env()["CUDA_VISIBLE_DEVICES"] for s in pool] == ["0,1", "2,3"]
     assert [s.env()["OMP_NUM_THREADS"] for s in pool] == ["1", "1"]
     assert slots(1, ComputeConfig(threads=1)) == [Slot((cores[0],))]
+
+
+@pytest.mark.parametrize("hw, threads, gpus, memory_per_worker, expected", [
+    (Hardware(cores=2, memory_gib=22.0), "auto", None, 6.0, (2, None)),        # a core each
+    (Hardware(cores=2, memory_gib=10.0), "auto", None, 6.0, (1, None)),        # memory for one
+    (Hardware(cores=16, memory_gib=40.0), "auto", None, 6.0, (6, None)),
+    (Hardware(cores=8, memory_gib=64.0), 2, None, 6.0, (2, None)),             # compute.threads caps the cores
+    (Hardware(cores=2, memory_gib=3.0), "auto", None, 6.0, (1, None)),         # at least one
+    (Hardware(cores=4, memory_gib=30.0), "auto", None, 12.0, (2, None)),
+    (Hardware(device="cuda", gpus=4, cores=2), "auto", None, 6.0, (4, ["0", "1", "2", "3"])),
+    (Hardware(device="cuda", gpus=4, cores=2), "auto", ["0", "0"], 6.0, (2, ["0", "0"])),
+])
+def test_auto_workers_from_the_gpus_or_the_cores_and_memory(hw, threads, gpus, memory_per_worker, expected):
+    assert auto_workers(ComputeConfig(threads=threads), gpus, memory_per_worker, hw) == expected
+
+
+def test_auto_workers_refuse_a_worker_without_memory():
+    with pytest.raises(FanoutError, match=r"field --worker-memory-gib: must be > 0, got 0"):
+        auto_workers(ComputeConfig(), None, 0.0, Hardware(cores=2))
 
 
 def test_more_workers_than_cores_is_one_line_naming_the_option(monkeypatch, capsys):
