@@ -36,8 +36,8 @@ repro: install
 	python -m supernova.plots
 
 test: install
-	# two workers, each on its own core; the tests on the tiny DAG share one worker (and one run of it)
-	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
+	# two workers, each on its own core, sharing one run of the tiny DAG; an idle worker takes tests from the other's queue
+	$(BIN)/python -m pytest -q -n 2 --dist worksteal
 
 bench: install
 	$(BIN)/python bench/generation.py

@@ -115,11 +115,37 @@ STAGES = ["prepare-model", "ingest", "probe", "baseline", *SCORE_STAGES, "utilit
 
 
 @pytest.fixture(scope="session")
-def ran(tmp_path_factory) -> Path:
-    """The tiny profile's whole DAG, run once per session and committed (tests work on copies)."""
-    project = make_project(tmp_path_factory.mktemp("pipeline") / "project")
-    res = dvc(project, "repro")
-    assert sorted(ran_stages(res.stdout)) == sorted(STAGES)
-    subprocess.run(["git", "add", "-A"], cwd=project, check=True)
-    subprocess.run(["git", "commit", "-qm", "tiny run"], cwd=project, check=True)
+def ran(tmp_path_factory, worker_id) -> Path:
+    """The tiny profile's whole DAG, run once per session and committed; tests read it or work on
+    copies. Under pytest-xdist the workers share it: the first to need it runs it, the others wait
+    for it (a file lock in the directory their temporary directories share)."""
+    from filelock import FileLock
+
+    shared = tmp_path_factory.getbasetemp()
+    if worker_id != "master":
+        shared = shared.parent
+    project, done = shared / "tiny-dag" / "project", shared / "tiny-dag.done"
+    with FileLock(shared / "tiny-dag.lock"):
+        if not done.exists():
+            shutil.rmtree(project, ignore_errors=True)         # what a failed run left
+            make_project(project)
+            res = dvc(project, "repro")
+            assert sorted(ran_stages(res.stdout)) == sorted(STAGES)
+            subprocess.run(["git", "add", "-A"], cwd=project, check=True)
+            subprocess.run(["git", "commit", "-qm", "tiny run"], cwd=project, check=True)
+            done.touch()
     return project
+
+
+def pytest_collection_modifyitems(config, items):
+    """Order for ``--dist worksteal``, which hands each worker a contiguous half of this order and
+    lets an idle worker take the second half of another's queue: one test on the tiny DAG first
+    (the first worker runs the DAG while the other works through its half), the rest of them last
+    (by then the DAG is there, and the worker that finishes first takes some of them)."""
+    dag = [it for it in items if "ran" in getattr(it, "fixturenames", ())]
+    if not dag:
+        return
+    rest = [it for it in items if it not in dag]
+    first = next((it for it in dag if it.name == "test_outputs_metrics_and_manifests"), dag[0])
+    items[:] = [first, *rest, *(it for it in dag if it is not first)]
+

@@ -149,7 +149,6 @@ def upstream(ran, tmp_path_factory) -> Path:
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("dag")
 def test_two_workers_score_a_round_and_dvc_repro_finds_it_up_to_date(upstream, tmp_path, machine_cores):
     p = Path(shutil.copytree(upstream, tmp_path / "p", symlinks=True))
     res = subprocess.run([sys.executable, "-m", "supernova.fanout", "score", "--workers", "2", "--rounds", "r0"],
@@ -167,7 +166,6 @@ def test_two_workers_score_a_round_and_dvc_repro_finds_it_up_to_date(upstream, t
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("dag")
 def test_a_stage_scored_in_one_clone_is_restored_from_the_remote_in_another(upstream, tmp_path):
     coordinator = Path(shutil.copytree(upstream, tmp_path / "coordinator", symlinks=True))
     dvc(coordinator, "remote", "add", "-d", "store", str(tmp_path / "remote"))

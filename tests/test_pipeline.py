@@ -16,8 +16,7 @@ import yaml
 
 from conftest import dvc, ran_stages  # and the `ran` fixture
 
-# one xdist worker runs every test on the tiny DAG, so the session's `ran` is computed once
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("dag")]
+pytestmark = pytest.mark.slow
 RESULTS = ["mixture.yaml", "sft_set.yaml", "metrics/eval.json", "metrics/plots/eval_passk.json",
            "metrics/train/grpo/metrics.json", "metrics/train/grpo/plots/metrics/reward.tsv"]
 
@@ -25,11 +24,6 @@ RESULTS = ["mixture.yaml", "sft_set.yaml", "metrics/eval.json", "metrics/plots/e
 def copy(project: Path, dest: Path) -> Path:
     shutil.copytree(project, dest, symlinks=True)
     return dest
-
-
-def test_the_dag_tests_share_one_worker_and_its_run_of_the_dag(request):
-    if getattr(request.config.option, "loadgroup", False):    # an xdist worker under --dist loadgroup
-        assert request.node.nodeid.endswith("@dag"), request.node.nodeid
 
 
 def test_outputs_metrics_and_manifests(ran):
@@ -135,8 +129,8 @@ def pd_rows(path):
     return pd.read_parquet(path)
 
 
-def test_second_repro_does_nothing(ran):
-    res = dvc(ran, "repro")
+def test_second_repro_does_nothing(ran, tmp_path):
+    res = dvc(copy(ran, tmp_path / "p"), "repro")
     assert ran_stages(res.stdout) == []
     assert "Data and pipelines are up to date" in res.stdout
 
