@@ -16,7 +16,8 @@ Round by round, in order (a round's promotion reads the scores of the rounds bef
 
 1. ``dvc repro`` of the stages the round's score stages depend on (prepare-model, ingest, probe,
    baseline, promote-r<i>), as DVC's graph of ``dvc.yaml`` says;
-2. the round's score stages ``dvc status`` reports changed;
+2. the round's score stages ``dvc status`` reports changed; those the promotion gives no runs
+   (a later round of an exhaustive schedule, a task halving dropped) in one ``dvc repro -s``;
 3. a pool of ``--workers`` processes (no more than the round has stages to run), each taking
    the next stage as it finishes the last, each pinned to its slice: ``CUDA_VISIBLE_DEVICES`` from ``--gpus``, and its share of the CPU cores
    as its CPU affinity (``compute.threads``, ``auto`` or a number, is the budget split; a stage's
@@ -36,6 +37,7 @@ whoever runs it commits ``dvc.lock`` (the workers never do).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import subprocess
@@ -44,9 +46,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import paths
 from .config import from_section, load_params
 from .errors import PipelineError
 from .hardware import ComputeConfig, Hardware, detect
+from .score import CONTROL
 
 #: A round's score stages: ``score@<task>-r<i>`` and ``score-control@r<i>``.
 ROUND_STAGE = re.compile(r"^score@.+-(r\d+)$|^score-control@(r\d+)$")
@@ -101,6 +105,17 @@ def rounds() -> list[Round]:
             upstream = {d.addressing for s in stages for d in graph.successors(s)} - names
             out.append(Round(name, tuple(sorted(names)), tuple(sorted(upstream))))
         return out
+
+
+def has_runs(stage: str) -> bool:
+    """Whether the round's promotion file (``promote-r<i>`` has run) gives ``stage`` any runs; a
+    stage given none writes empty outputs in a second, less than a worker's ``dvc`` start costs,
+    so those run one after another in one ``dvc repro``. Without a promotion file: yes."""
+    m = ROUND_STAGE.match(stage)
+    round_ = m.group(1) or m.group(2)
+    task = CONTROL if stage.startswith("score-control@") else stage[len("score@"):-(len(round_) + 1)]
+    path = paths.promotion_file(round_, task)
+    return not path.exists() or bool(json.loads(path.read_text())["promoted"])
 
 
 def changed(stages: tuple[str, ...]) -> list[str]:
@@ -204,10 +219,17 @@ def score(workers: int | str, gpus: list[str] | None = None, only: list[str] | N
         print(f"{rnd.name}: dvc repro {' '.join(rnd.upstream)}", flush=True)
         subprocess.run(["dvc", "repro", *rnd.upstream], check=True)
         todo = changed(rnd.stages)
-        pool = slots(max(1, min(workers, len(todo))), compute, gpus)
-        print(f"{rnd.name}: {len(todo)} of {len(rnd.stages)} score stages to run on {len(pool)} workers", flush=True)
+        runs = [s for s in todo if has_runs(s)]
+        idle = [s for s in todo if s not in runs]
+        if idle:
+            print(f"{rnd.name}: {len(idle)} score stages given no runs: dvc repro -s {' '.join(idle)}", flush=True)
+            subprocess.run(["dvc", "repro", "-s", *idle], check=True)
+        if not runs:
+            continue
+        pool = slots(max(1, min(workers, len(runs))), compute, gpus)
+        print(f"{rnd.name}: {len(runs)} of {len(rnd.stages)} score stages to run on {len(pool)} workers", flush=True)
         start = time.perf_counter()
-        run_pool(todo, pool)
+        run_pool(runs, pool)
         print(f"{rnd.name}: score stages done in {time.perf_counter() - start:.0f} s", flush=True)
     print("next: `dvc repro` finds the score stages up to date and runs the rest; commit dvc.lock", flush=True)
 

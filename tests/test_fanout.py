@@ -1,5 +1,6 @@
 """Score stages in parallel DVC workers, and through a DVC remote's run-cache between clones."""
 
+import json
 import os
 import shutil
 import subprocess
@@ -11,7 +12,7 @@ import pytest
 import yaml
 
 from conftest import ROOT, dvc, make_project, ran_stages
-from supernova.fanout import FanoutError, Slot, auto_workers, rounds, run_pool, slots, split
+from supernova.fanout import FanoutError, Slot, auto_workers, has_runs, rounds, run_pool, slots, split
 from supernova.hardware import ComputeConfig, Hardware
 
 GIT = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
@@ -57,6 +58,17 @@ def test_auto_workers_from_the_gpus_or_the_cores_and_memory(hw, threads, gpus, m
 def test_auto_workers_refuse_a_worker_without_memory():
     with pytest.raises(FanoutError, match=r"field --worker-memory-gib: must be > 0, got 0"):
         auto_workers(ComputeConfig(), None, 0.0, Hardware(cores=2))
+
+
+def test_stages_given_no_runs_are_told_from_the_promotion_files(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for rnd, task, promoted in [("r1", "syllogism", True), ("r1", "basic_arithmetic", False),
+                                ("r1", "format_control", False), ("r2", "letter_counting", True)]:
+        path = tmp_path / "data" / "halving" / rnd / f"{task}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"round": rnd, "task": task, "promoted": promoted, "seeds": [0] if promoted else []}))
+    assert [has_runs(s) for s in ("score@syllogism-r1", "score@basic_arithmetic-r1", "score-control@r1",
+                                  "score@letter_counting-r2", "score@syllogism-r2")] == [True, False, False, True, True]
 
 
 def test_more_workers_than_cores_is_one_line_naming_the_option(monkeypatch, capsys):
