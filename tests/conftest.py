@@ -50,20 +50,41 @@ def pytest_configure(config):
         torch.set_num_threads(len(share))
 
 
+def built_once(tmp_path_factory, worker_id: str, name: str, build) -> Path:
+    """``build(path)`` once per test run, at a path every pytest-xdist worker sees (the directory
+    their temporary directories share): the first worker to need it builds it while the others
+    wait on a file lock; what a failed build left is removed and built again by the next."""
+    from filelock import FileLock
+
+    root = tmp_path_factory.getbasetemp()
+    if worker_id != "master":
+        root = root.parent
+    shared = root / "built-once"
+    shared.mkdir(exist_ok=True)
+    path, done = shared / name, shared / f"{name}.done"
+    with FileLock(shared / f"{name}.lock"):
+        if not done.exists():
+            shutil.rmtree(path, ignore_errors=True)
+            build(path)
+            done.touch()
+    return path
+
+
 @pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory) -> Path:
+def tiny_model(tmp_path_factory, worker_id) -> Path:
     """A 2-layer randomly initialised llama with SmolLM2's tokenizer (safetensors folder)."""
     from supernova.model import prepare_base_model
 
-    return prepare_base_model("embedded:tiny-random", tmp_path_factory.mktemp("models") / "tiny")
+    return built_once(tmp_path_factory, worker_id, "tiny", lambda p: prepare_base_model("embedded:tiny-random", p))
 
 
 @pytest.fixture(scope="session")
-def smol_model(tmp_path_factory) -> Path:
-    """The embedded SmolLM2-135M-Instruct, converted from its GGUF once per session."""
+def smol_model(tmp_path_factory, worker_id) -> Path:
+    """The embedded SmolLM2-135M-Instruct, converted from its GGUF once per test run."""
     from supernova.model import prepare_base_model
 
-    return prepare_base_model("embedded:SmolLM2-135M-Instruct", tmp_path_factory.mktemp("models") / "smol")
+    return built_once(tmp_path_factory, worker_id, "smol",
+                      lambda p: prepare_base_model("embedded:SmolLM2-135M-Instruct", p))
 
 
 def make_project(dest: Path, profile: str | None = "params/tiny.yaml") -> Path:
@@ -116,25 +137,16 @@ STAGES = ["prepare-model", "ingest", "probe", "baseline", *SCORE_STAGES, "utilit
 
 @pytest.fixture(scope="session")
 def ran(tmp_path_factory, worker_id) -> Path:
-    """The tiny profile's whole DAG, run once per session and committed; tests read it or work on
-    copies. Under pytest-xdist the workers share it: the first to need it runs it, the others wait
-    for it (a file lock in the directory their temporary directories share)."""
-    from filelock import FileLock
+    """The tiny profile's whole DAG, run once per test run (:func:`built_once`) and committed;
+    tests read it or work on copies."""
+    def run(project: Path) -> None:
+        make_project(project)
+        res = dvc(project, "repro")
+        assert sorted(ran_stages(res.stdout)) == sorted(STAGES)
+        subprocess.run(["git", "add", "-A"], cwd=project, check=True)
+        subprocess.run(["git", "commit", "-qm", "tiny run"], cwd=project, check=True)
 
-    shared = tmp_path_factory.getbasetemp()
-    if worker_id != "master":
-        shared = shared.parent
-    project, done = shared / "tiny-dag" / "project", shared / "tiny-dag.done"
-    with FileLock(shared / "tiny-dag.lock"):
-        if not done.exists():
-            shutil.rmtree(project, ignore_errors=True)         # what a failed run left
-            make_project(project)
-            res = dvc(project, "repro")
-            assert sorted(ran_stages(res.stdout)) == sorted(STAGES)
-            subprocess.run(["git", "add", "-A"], cwd=project, check=True)
-            subprocess.run(["git", "commit", "-qm", "tiny run"], cwd=project, check=True)
-            done.touch()
-    return project
+    return built_once(tmp_path_factory, worker_id, "tiny-dag", run)
 
 
 def pytest_collection_modifyitems(config, items):
