@@ -19,10 +19,11 @@ Round by round, in order (a round's promotion reads the scores of the rounds bef
 2. the round's score stages ``dvc status`` reports changed; those the promotion gives no runs
    (a later round of an exhaustive schedule, a task halving dropped) in one ``dvc repro -s``;
 3. a pool of ``--workers`` processes (no more than the round has stages to run), each taking
-   the next stage as it finishes the last, each pinned to its slice: ``CUDA_VISIBLE_DEVICES`` from ``--gpus``, and its share of the CPU cores
-   as its CPU affinity (``compute.threads``, ``auto`` or a number, is the budget split; a stage's
-   ``auto`` threads are then the cores of its slice). A worker's output goes to
-   ``.dvc/tmp/fanout/<stage>.log``; a failed stage stops the fan-out once the running ones end.
+   the next stage as it finishes the last, each pinned to its slice: ``CUDA_VISIBLE_DEVICES``
+   from ``--gpus``, and its share of the CPU cores as its CPU affinity (``compute.threads``,
+   ``auto`` or a number, is the budget split; a stage's ``auto`` threads are then the cores of
+   its slice). A worker's output goes to ``.dvc/tmp/fanout/<stage>.log``; a failed stage stops
+   the fan-out once the running ones end.
 
 ``--workers auto`` is one worker per visible GPU on a CUDA machine; on a CPU one per core of
 ``compute.threads``, as many as the available memory holds at ``--worker-memory-gib`` each (a

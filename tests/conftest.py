@@ -160,4 +160,3 @@ def pytest_collection_modifyitems(config, items):
     rest = [it for it in items if it not in dag]
     first = next((it for it in dag if it.name == "test_outputs_metrics_and_manifests"), dag[0])
     items[:] = [first, *rest, *(it for it in dag if it is not first)]
-
