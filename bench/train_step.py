@@ -6,8 +6,9 @@ and the pipeline's seconds and peak memory per training pass size (``--micro-bat
 Workload: SmolLM2-135M-Instruct, 4 prompts x 4 generations per step, at most 32 completion
 tokens, reward = the shared answer checker on reasoning-gym multiple-choice items. Each variant
 trains `--steps` steps in its own process (vLLM must own its process); the first step is a
-warm-up, the median of the others is reported with the process's peak RSS, then the ratios. The machine (CPU capability,
-bf16 flags, cores) and what ``mixed_precision: auto`` resolves to on it are printed first.
+warm-up, the median of the others is reported with the process's peak RSS, then the ratios.
+The machine (CPU capability, bf16 flags, cores) and what ``mixed_precision: auto`` resolves to
+on it are printed first.
 
     python bench/train_step.py [--model data/models/base] [--steps 6] [--micro-batches 16,2] [--set lora=true ...]
 
@@ -200,6 +201,7 @@ def main() -> None:
             for v in ("pipeline", "plain")}
     print(f"best precision on this machine: plain TRL ({best['plain']}) / pipeline ({best['pipeline']}) = "
           f"{med['plain', best['plain'], '-'] / med['pipeline', best['pipeline'], micro_batches[0]]:.2f}x faster")
+
 
 if __name__ == "__main__":
     main()
