@@ -55,8 +55,10 @@ class EvalConfig:
 
 
 def sample_and_check(generator: Generator, items: pd.DataFrame, prompt: PromptConfig,
-                     sampling: SamplingConfig, *, model: str, desc: str) -> pd.DataFrame:
-    """Per-item counts (:data:`supernova.schema.EVAL` columns) of ``sampling.n`` samples each."""
+                     sampling: SamplingConfig, *, model: str, desc: str, keep_correct: bool = False) -> pd.DataFrame:
+    """Per-item counts (:data:`supernova.schema.EVAL` columns) of ``sampling.n`` samples each;
+    with ``keep_correct``, also ``correct_samples``: the samples the checker accepted, in sample
+    order (the probe keeps them as the base model's own reasoning traces)."""
     rows = items.to_dict("records")
     convs = [messages(r, prompt) for r in rows]
     outs = generator.generate(convs, sampling, keys=[r["uid"] for r in rows], desc=desc)
@@ -66,8 +68,10 @@ def sample_and_check(generator: Generator, items: pd.DataFrame, prompt: PromptCo
                     for t in texts]
         records.append({"model": model, "task": r["task"], "uid": r["uid"], "n": len(texts),
                         "correct": sum(v.correct for v in verdicts), "parsed": sum(v.parsed for v in verdicts),
-                        "sample": texts[0] if texts else ""})
-    return pd.DataFrame.from_records(records, columns=EVAL.names)
+                        "sample": texts[0] if texts else "",
+                        "correct_samples": [t for t, v in zip(texts, verdicts) if v.correct]})
+    columns = EVAL.names + (["correct_samples"] if keep_correct else [])
+    return pd.DataFrame.from_records(records, columns=columns)
 
 
 def per_task_pass_at_k(results: pd.DataFrame, ks: tuple[int, ...], *, iters: int = 1000,

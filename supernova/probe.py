@@ -72,9 +72,10 @@ def drop_reason(correct: int, n: int, cfg: ProbeConfig) -> str:
 
 
 def probe_items(generator: Generator, items: pd.DataFrame, prompt: PromptConfig, cfg: ProbeConfig) -> pd.DataFrame:
-    """``items`` with the PROBE columns added (n, correct, pass_rate, kept, drop_reason)."""
-    res = sample_and_check(generator, items, prompt, cfg.sampling, model="base", desc="probe")
-    out = items.merge(res[["uid", "n", "correct"]], on="uid", how="left", validate="one_to_one")
+    """``items`` with the PROBE columns added (n, correct, pass_rate, kept, drop_reason, and
+    correct_samples: every sample the checker accepted, from which sft-select takes ``self`` traces)."""
+    res = sample_and_check(generator, items, prompt, cfg.sampling, model="base", desc="probe", keep_correct=True)
+    out = items.merge(res[["uid", "n", "correct", "correct_samples"]], on="uid", how="left", validate="one_to_one")
     out["pass_rate"] = out["correct"] / out["n"]
     out["drop_reason"] = [drop_reason(int(c), int(n), cfg) for c, n in zip(out["correct"], out["n"])]
     out["kept"] = out["drop_reason"] == ""

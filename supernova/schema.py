@@ -44,6 +44,7 @@ PROBE = pa.schema(list(ITEM) + [
     ("pass_rate", pa.float64()),   # correct / n
     ("kept", pa.bool_()),          # passes the difficulty filter
     ("drop_reason", pa.string()),  # "", "all_correct", "all_wrong", "below_band", "above_band"
+    ("correct_samples", pa.list_(pa.string())),  # the samples the checker accepted, in sample order (self traces)
 ])
 
 #: Per-item evaluation counts of one model on target items.
@@ -211,6 +212,7 @@ def read_table(path: str | os.PathLike, schema: pa.Schema) -> pd.DataFrame:
     if missing:
         raise InputError(f"missing columns {missing}", file=str(path), field=missing[0])
     df = df[schema.names]
-    if "choices" in df.columns:
-        df["choices"] = df["choices"].map(lambda c: [] if c is None else list(c))
+    for f in schema:                  # list cells as Python lists (Arrow gives arrays, or None)
+        if pa.types.is_list(f.type):
+            df[f.name] = df[f.name].map(lambda c: [] if c is None else list(c))
     return df
