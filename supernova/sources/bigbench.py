@@ -28,6 +28,10 @@ are option texts (``- Yes``/``- No``) stays free-form; letter targets always nee
 If fewer than half of the inputs have an options block, letter targets stay exact answers with
 the bare letter as an alias.
 
+``columns: {rationale: <key>}`` names a key of the examples that holds a worked solution (e.g. a
+BBH example written with its chain of thought); its text becomes the item's ``meta["rationale"]``,
+where ``sft_select.targets: given`` finds it (an example without the key: no rationale).
+
 A free-form target made only of bracket symbols (``dyck_languages``: ``] ) }``) also accepts the
 same symbols written without spaces.
 """
@@ -43,15 +47,17 @@ from ..answer import normalize
 from ..errors import InputError, ParamsError
 from ..formats import RawExample
 from . import TaskItems, register, safe_task_name
-from .common import (build_task, describe, json_files, nonempty_list, param_list, progress, read_json_file,
-                     require_path, required_string)
+from .common import (build_task, describe, json_files, nonempty_list, param_list, progress, rationale_meta,
+                     read_json_file, require_path, required_string)
 
 FIELDS = {
     "path": None,        # a BBH folder or file, a BBEH folder, or a BIG-bench task.json
     "tasks": None,       # sub-task names to include; None = all
     "verbatim": False,   # true: inputs and targets exactly as written, free-form (no options parsing)
     "dev_items": None,   # a JSON file of examples (BBEH's mini/data.json) that form the dev split
+    "columns": {},       # {rationale: <example key>}: a worked solution kept as meta["rationale"]
 }
+COLUMN_FIELDS = ("rationale",)
 
 _OPTIONS_HEADER = re.compile(r"(?m)^[ \t]*Options:[ \t]*$")
 _LETTER_OPTION = re.compile(r"^\(([A-Z])\)\s*(.*)$")
@@ -68,6 +74,11 @@ class Parsed:
     text: str
     answers: list[str] = field(default_factory=list)
     scores: dict[str, float] | None = None
+    rationale: dict[str, str] = field(default_factory=dict)   # {"rationale": text} or {}
+
+    def meta(self, **extra: Any) -> dict[str, Any]:
+        """The meta every example built from it starts with: its index and its rationale."""
+        return {"index": self.index, **self.rationale, **extra}
 
 
 def discover(path: Path) -> list[tuple[str, Path]]:
@@ -140,8 +151,9 @@ def target_scores(value: Any, file: str, task: str, where: str) -> dict[str, flo
     return {str(k).strip(): float(s) for k, s in value.items()}
 
 
-def parse_examples(doc: Any, file: str, task: str) -> list[Parsed]:
-    """The file's examples, each checked for a string input and a target or target_scores."""
+def parse_examples(doc: Any, file: str, task: str, rationale: str | None = None) -> list[Parsed]:
+    """The file's examples, each checked for a string input and a target or target_scores (and
+    its ``rationale`` key's text kept, when one is named)."""
     if not isinstance(doc, dict):
         raise InputError(f"expected a JSON object with 'examples', got {describe(doc)}", file=file, task=task)
     examples = nonempty_list(doc, "examples", file=file, task=task, empty="sub-task has no examples")
@@ -152,11 +164,15 @@ def parse_examples(doc: Any, file: str, task: str) -> list[Parsed]:
             raise InputError(f"must be an object, got {describe(ex)}", file=file, task=task, field=where)
         text = required_string(ex, "input", file=file, task=task, where=where)
         if "target_scores" in ex:
-            out.append(Parsed(i, text, scores=target_scores(ex["target_scores"], file, task, where)))
+            p = Parsed(i, text, scores=target_scores(ex["target_scores"], file, task, where))
         elif "target" in ex:
-            out.append(Parsed(i, text, answers=target_answers(ex["target"], file, task, where)))
+            p = Parsed(i, text, answers=target_answers(ex["target"], file, task, where))
         else:
             raise InputError("needs a 'target' or 'target_scores'", file=file, task=task, field=where)
+        if rationale:
+            p.rationale = rationale_meta(ex.get(rationale), file=file, task=task, where=where,
+                                         field=f"{where}.{rationale}")
+        out.append(p)
     if any(p.scores for p in out) and not all(p.scores for p in out):
         first = next(p.index for p in out if not p.scores)
         raise InputError("target_scores missing (other examples of the sub-task have it)", file=file, task=task,
@@ -215,7 +231,7 @@ def free_form_spellings(answers: list[str]) -> list[str]:
 
 def free_form_example(p: Parsed) -> RawExample:
     """An example kept as written: the input is the question, the targets the answers."""
-    meta: dict[str, Any] = {"index": p.index}
+    meta: dict[str, Any] = p.meta()
     spellings = free_form_spellings(p.answers)
     if spellings:
         meta["spellings"] = spellings
@@ -235,7 +251,7 @@ def scored_examples(parsed: list[Parsed]) -> tuple[list[RawExample], dict[str, i
         if len(golds) > 1 or sum(normalize(c) == normalize(golds[0]) for c in choices) > 1:
             skipped["ambiguous_gold"] = skipped.get("ambiguous_gold", 0) + 1
             continue
-        examples.append(RawExample(p.text, [golds[0]], {"index": p.index}, choices=choices))
+        examples.append(RawExample(p.text, [golds[0]], p.meta(), choices=choices))
     return examples, skipped
 
 
@@ -253,8 +269,7 @@ def option_examples(parsed: list[Parsed],
         if isinstance(idx, str):
             skipped[idx] = skipped.get(idx, 0) + 1
             continue
-        examples.append(RawExample(question, [options[idx]], {"index": p.index, "target": p.answers[0]},
-                                   choices=options))
+        examples.append(RawExample(question, [options[idx]], p.meta(target=p.answers[0]), choices=options))
     return examples, skipped
 
 
@@ -323,6 +338,21 @@ def official_dev(tasks: list[TaskItems], parsed: dict[str, list[Parsed]], dev_fi
             it.meta["split"] = "dev" if it.meta.get("index") in chosen[t.task] else "test"
 
 
+def rationale_key(columns: Any) -> str | None:
+    """The example key ``columns.rationale`` names (None without one)."""
+    columns = columns or {}
+    if not isinstance(columns, dict):
+        raise ParamsError("must map item fields to example keys", file="params.yaml", field="columns")
+    unknown = sorted(set(columns) - set(COLUMN_FIELDS))
+    if unknown:
+        raise ParamsError(f"unknown item field; allowed: {list(COLUMN_FIELDS)}", file="params.yaml",
+                          field=f"columns.{unknown[0]}")
+    key = columns.get("rationale")
+    if key is not None and (not isinstance(key, str) or not key.strip()):
+        raise ParamsError("must be an example key", file="params.yaml", field="columns.rationale")
+    return key
+
+
 @register("bigbench", FIELDS)
 def load(entry: dict[str, Any], seed: int) -> list[TaskItems]:
     """One :class:`TaskItems` per sub-task found under ``path``."""
@@ -330,11 +360,12 @@ def load(entry: dict[str, Any], seed: int) -> list[TaskItems]:
     if not isinstance(entry["verbatim"], bool):
         raise ParamsError(f"must be true or false, got {entry['verbatim']!r}", file="params.yaml", field="verbatim")
     dev = dev_examples(entry["dev_items"]) if entry["dev_items"] is not None else None
+    rationale = rationale_key(entry["columns"])
     out, parsed_by_task = [], {}
     wanted = param_list(entry, "tasks")
     for task, file in progress(select(discover(path), wanted, path), f"bigbench {path}", "file"):
         doc = read_json_file(file, task=task)
-        parsed = parse_examples(doc, str(file), task)
+        parsed = parse_examples(doc, str(file), task, rationale)
         parsed_by_task[task] = parsed
         examples, skipped, fmt = subtask_examples(parsed, entry["format"], entry["verbatim"])
         out.append(build_task(examples, entry, source=f"bigbench:{file}", task=task,

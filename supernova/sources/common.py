@@ -95,6 +95,17 @@ def json_files(path: Path, what: str) -> list[Path]:
     return found
 
 
+def rationale_meta(value: Any, *, file: str, task: str, where: str, field: str) -> dict[str, str]:
+    """``{"rationale": text}`` for a rationale that holds text (the item's ``meta``, where
+    ``sft_select.targets: given`` finds it); ``{}`` for an empty or missing one."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return {}
+    if not isinstance(value, str):
+        raise InputError(f"{where}: a rationale must be a string, got {describe(value)}", file=file, task=task,
+                         field=field)
+    return {"rationale": value.strip()}
+
+
 def required_string(obj: dict[str, Any], key: str, *, file: str, task: str, where: str) -> str:
     """``obj[key]``, checked to be present and a non-blank string."""
     field = f"{where}.{key}"

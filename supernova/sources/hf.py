@@ -2,8 +2,11 @@
 
 Loaded with :func:`datasets.load_dataset`; no dataset script or other remote code is ever run
 (``datasets`` 5 has no loader scripts, and none is asked for). ``columns`` maps the item fields to
-dataset columns (defaults: ``question`` and ``answer``; ``choices``, ``answer_index`` and ``skill``
-are optional).
+dataset columns (defaults: ``question`` and ``answer``; ``choices``, ``answer_index``, ``skill`` and
+``rationale`` are optional). ``rationale`` names a column of worked solutions shipped with the
+data (MMLU-Pro's ``cot_content``, a dataset's explanation or solution field); each row's text is
+kept as the item's ``meta["rationale"]``, where ``sft_select.targets: given`` finds it (an empty
+or missing cell: no rationale).
 
 Answers: a string, a list of strings (the first canonical, the rest aliases), a number or a
 boolean (written as text). With a ``choices`` column the answer selects a choice: its text, a
@@ -33,7 +36,7 @@ from ..answer import normalize
 from ..errors import InputError, ParamsError
 from ..formats import RawExample
 from . import TaskItems, check_task_name, register, safe_task_name
-from .common import build_task, describe, progress
+from .common import build_task, describe, progress, rationale_meta
 
 FIELDS = {
     "dataset": None,       # hub id, or a local .parquet/.jsonl/.json/.csv file or a folder of them
@@ -44,7 +47,7 @@ FIELDS = {
     "columns": {},         # item field -> column: question, answer, choices, skill
 }
 log = logging.getLogger(__name__)
-COLUMN_FIELDS = ("question", "answer", "choices", "answer_index", "skill")
+COLUMN_FIELDS = ("question", "answer", "choices", "answer_index", "skill", "rationale")
 LOCAL_BUILDERS = {".parquet": "parquet", ".jsonl": "json", ".json": "json", ".csv": "csv"}
 
 
@@ -264,6 +267,9 @@ def load(entry: dict[str, Any], seed: int) -> list[TaskItems]:
             raise InputError(f"row {i}: {raw!r} and {spelled[task]!r} both become task {task!r}", file=dataset,
                              task=task, field="task_column")
         meta = {"dataset": dataset, "split": split, "row": i}
+        if "rationale" in cols:
+            meta.update(rationale_meta(row[cols["rationale"]], file=dataset, task=task,
+                                       where=f"row {i} (column {cols['rationale']!r})", field="columns.rationale"))
         ex = row_example(row, cols, i, meta, dataset, task)
         if isinstance(ex, str):
             skipped[task][ex] = skipped[task].get(ex, 0) + 1
