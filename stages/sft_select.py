@@ -1,14 +1,17 @@
-"""Stage sft-select: a small, hard, diverse SFT set from the mixture's tasks; sft_set.yaml manifest."""
+"""Stage sft-select: a small, hard, diverse SFT set from the mixture's tasks, each item with its SFT
+target (answer line or accepted trace); sft_set.yaml manifest."""
 
 import pandas as pd
 
-from supernova import paths, stage
+from supernova import paths, stage, traces
 from supernova.config import from_section
+from supernova.generation import GenerationConfig
+from supernova.hardware import ComputeConfig
 from supernova.io import file_sha256, read_yaml, write_yaml
 from supernova.model import load_for_training
 from supernova.prompts import PromptConfig
 from supernova.schema import PROBE, SFT, read_table, write_table
-from supernova.sft_select import SFTSelectConfig, manifest, select
+from supernova.sft_select import SFTSelectConfig, manifest, select, targeted
 
 
 def main(params: dict) -> None:
@@ -22,10 +25,17 @@ def main(params: dict) -> None:
     model, tok = load_for_training(paths.BASE_MODEL)
     model.eval()
     chosen = select(probed, model, tok, prompt, cfg)
-    write_table(paths.SFT_SET, chosen, SFT)
+    del model
+    found, teacher = traces.find(cfg.targets, chosen, prompt=prompt, teacher=cfg.teacher,
+                                 generation=from_section(GenerationConfig, params, "generation"),
+                                 compute=from_section(ComputeConfig, params, "compute"),
+                                 scratch_dir=paths.TEACHER_SCRATCH)
+    sft_set, counts = targeted(chosen, found, cfg)
+    write_table(paths.SFT_SET, sft_set, SFT)
     band = probed["pass_rate"].between(*cfg.band)
-    write_yaml(paths.SFT_MANIFEST, manifest(cfg, chosen, int(band.sum()), str(paths.SFT_SET),
-                                            file_sha256(paths.SFT_SET)))
+    write_yaml(paths.SFT_MANIFEST, manifest(cfg, chosen, sft_set, counts, int(band.sum()), str(paths.SFT_SET),
+                                            file_sha256(paths.SFT_SET), prompt_style=prompt.style,
+                                            teacher_generator=teacher))
 
 
 if __name__ == "__main__":

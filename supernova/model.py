@@ -112,6 +112,26 @@ def prepare_base_model(name_or_path: str, out_dir: str | os.PathLike, *, dtype: 
     return Path(out_dir)
 
 
+def generation_source(name_or_path: str, scratch_dir: str | os.PathLike, *, seed: int = 0,
+                      field: str = "model.name_or_path") -> str:
+    """Where a generator (:func:`supernova.generation.load_generator`) loads a model named the
+    way ``model.name_or_path`` names one: an embedded model is converted into ``scratch_dir`` by
+    :func:`prepare_base_model` (``seed`` draws ``embedded:tiny-random``'s weights); a local
+    folder or a hub id is loaded from where it is (never with remote code). Errors name ``field``."""
+    name = str(name_or_path)
+    if name.startswith("embedded:"):
+        try:
+            return str(prepare_base_model(name, scratch_dir, seed=seed))
+        except ParamsError as e:
+            raise ParamsError(e.reason, file="params.yaml", field=field) from None
+    path = Path(name).expanduser()
+    if path.is_dir():
+        return str(path)
+    if name.startswith((".", "/", "~")):
+        raise ParamsError(f"no such model folder {name!r}", file="params.yaml", field=field)
+    return name
+
+
 def load_for_training(path: str | os.PathLike, dtype: str = "float32"):
     """Model and tokenizer from a prepared folder (never remote code)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer

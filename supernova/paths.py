@@ -26,6 +26,7 @@ TRAINED_MODEL = DATA / "models" / "trained"
 COMPUTE_RECORD = "compute.json"
 TRAIN_SCRATCH = DATA / "scratch" / "rl-train"
 SCORE_SCRATCH = DATA / "scratch" / "score"
+TEACHER_SCRATCH = DATA / "scratch" / "sft-teacher"   # an embedded teacher model, converted for sft-select
 TRAINED_EVAL = DATA / "eval" / "trained.parquet"
 
 

@@ -122,6 +122,7 @@ SFT = pa.schema(list(ITEM) + [
     ("loss", pa.float64()),        # base model's mean token loss on the gold answer given the question
     ("ifd", pa.float64()),         # loss(answer | question) / loss(answer)
     ("sft_score", pa.float64()),   # the score the selection ranked by
+    ("target", pa.string()),       # the completion SFT trains on: the answer line or an accepted trace
 ])
 
 

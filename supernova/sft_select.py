@@ -5,18 +5,24 @@ ones), candidates are the mixture tasks' items whose probe pass rate lies in ``b
 scored by the base model's loss on the gold answer line (``score: loss``) or by the IFD ratio
 loss(answer | question) / loss(answer) (``score: ifd``); the highest scores are taken round-robin
 over groups (tasks, skills, or TF-IDF k-means clusters of the questions) so no group dominates.
+
+The selection does not depend on ``targets`` (it ranks by the answer line), so every target
+source is compared on the same items; what each chosen item is then taught — its answer line, or
+a reasoning trace the shared checker accepts — is :mod:`supernova.traces`'s part.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from .errors import InputError, ParamsError
 from .prompts import PromptConfig
+from .traces import PICKS, TARGETS, Found, TeacherConfig, excerpt, with_targets
 
 log = logging.getLogger(__name__)
 SCORES = ("loss", "ifd")
@@ -41,6 +47,13 @@ class SFTSelectConfig:
         pool: draw candidates from the mixture's tasks (``mixture``) or from every scored source
             task (``scored``: the SFT set is then the same whatever the mixture, so that mixing
             strategies are compared with one SFT set).
+        targets: what SFT teaches each chosen item (:mod:`supernova.traces`): ``answer`` (the
+            answer line), ``self`` (a correct probe sample of the base model), ``teacher`` (a
+            correct sample of ``teacher``) or ``given`` (the item's rationale from the source
+            data). A chosen item without an accepted trace is left out of the set and counted.
+        trace_pick: of several accepted traces of an item, the ``shortest`` or a ``random`` one
+            (seeded by ``seed`` and the item's uid).
+        teacher: the teacher model and its sampling settings (``targets: teacher``).
     """
 
     size: int = 16
@@ -52,6 +65,9 @@ class SFTSelectConfig:
     batch_size: int = 16
     seed: int = 0
     pool: str = "mixture"
+    targets: str = "answer"
+    trace_pick: str = "shortest"
+    teacher: TeacherConfig = field(default_factory=TeacherConfig)
 
     def __post_init__(self):
         if self.score not in SCORES:
@@ -62,6 +78,13 @@ class SFTSelectConfig:
             raise ParamsError("must be >= 1", file="params.yaml", field="sft_select.size")
         if self.pool not in POOLS:
             raise ParamsError(f"must be one of {POOLS}", file="params.yaml", field="sft_select.pool")
+        if self.targets not in TARGETS:
+            raise ParamsError(f"must be one of {TARGETS}", file="params.yaml", field="sft_select.targets")
+        if self.trace_pick not in PICKS:
+            raise ParamsError(f"must be one of {PICKS}", file="params.yaml", field="sft_select.trace_pick")
+        if self.targets == "teacher" and not self.teacher.model:
+            raise ParamsError("targets: teacher needs a teacher model (embedded:..., a local folder or a hub id)",
+                              file="params.yaml", field="sft_select.teacher.model")
 
 
 def answer_losses(model, tok, items: pd.DataFrame, prompt: PromptConfig, *, with_question: bool,
@@ -131,13 +154,61 @@ def select(probed: pd.DataFrame, model, tok, prompt: PromptConfig, cfg: SFTSelec
     return round_robin(cands, groups(cands, cfg), cfg.size, cfg.per_group_cap)
 
 
-def manifest(cfg: SFTSelectConfig, chosen: pd.DataFrame, candidates: int, items_file: str, sha: str) -> dict:
-    return {
-        "size": int(len(chosen)), "requested_size": cfg.size, "band": list(cfg.band), "score": cfg.score,
+def targeted(chosen: pd.DataFrame, found: dict[str, Found],
+             cfg: SFTSelectConfig) -> tuple[pd.DataFrame, dict[str, dict[str, Any]]]:
+    """The SFT set: the chosen items whose target the checker accepts, each with that target
+    (:func:`supernova.traces.with_targets`), and the per-item counts; a set left empty is a
+    one-line error saying how many traces were sampled and rejected."""
+    sft_set, counts = with_targets(chosen, found, cfg.trace_pick, cfg.seed)
+    if sft_set.empty:
+        sampled = sum(c["sampled"] for c in counts.values())
+        accepted = sum(c["accepted"] for c in counts.values())
+        raise InputError(f"none of the {len(chosen)} chosen items has a target the answer checker accepts "
+                         f"({sampled} {cfg.targets} traces found or sampled, {accepted} accepted)",
+                         field="sft_select.targets")
+    return sft_set, counts
+
+
+def manifest(cfg: SFTSelectConfig, chosen: pd.DataFrame, sft_set: pd.DataFrame, counts: dict[str, dict[str, Any]],
+             candidates: int, items_file: str, sha: str, *, prompt_style: str,
+             teacher_generator: dict[str, Any] | None = None) -> dict:
+    """sft_set.yaml: the selection, where the targets came from and how many the checker
+    rejected, and every item of the set with an excerpt of its target. ``chosen`` is what the
+    selection chose, ``sft_set`` those of them with an accepted target (``target`` column),
+    ``counts`` :func:`supernova.traces.with_targets`'s per-item counts."""
+    out: dict[str, Any] = {
+        "size": int(len(sft_set)), "requested_size": cfg.size, "band": list(cfg.band), "score": cfg.score,
         "diversity": cfg.diversity, "pool": cfg.pool, "candidates": int(candidates),
-        "items_file": items_file, "items_sha256": sha,
-        "per_task": {t: int(n) for t, n in chosen["task"].value_counts().sort_index().items()},
-        "mean_pass_rate": round(float(chosen["pass_rate"].mean()), 4),
-        "items": [{"uid": r.uid, "task": r.task, "pass_rate": round(float(r.pass_rate), 4),
-                   "loss": round(float(r.loss), 4), "ifd": round(float(r.ifd), 4)} for r in chosen.itertuples()],
+        "targets": cfg.targets, "prompt_style": prompt_style,
     }
+    if cfg.targets != "answer":
+        missing = [u for u in chosen["uid"] if u not in set(sft_set["uid"])]
+        sampled = sum(c["sampled"] for c in counts.values())
+        accepted = sum(c["accepted"] for c in counts.values())
+        out["traces"] = {
+            "pick": cfg.trace_pick, "chosen": int(len(chosen)), "with_trace": int(len(sft_set)),
+            "without_trace": len(missing), "without_trace_items": missing,
+            "sampled": int(sampled), "accepted": int(accepted), "rejected": int(sampled - accepted),
+        }
+        if cfg.targets == "given":
+            out["traces"]["answer_line_appended"] = sum(bool(c["appended"]) for c in counts.values())
+        if cfg.targets == "teacher":
+            out["teacher"] = {**asdict(cfg.teacher), **(teacher_generator or {})}
+    out.update({
+        "items_file": items_file, "items_sha256": sha,
+        "per_task": {t: int(n) for t, n in sft_set["task"].value_counts().sort_index().items()},
+        "mean_pass_rate": round(float(sft_set["pass_rate"].mean()), 4),
+        "items": [item_entry(r, counts.get(r["uid"]), cfg.targets) for r in sft_set.to_dict("records")],
+    })
+    return out
+
+
+def item_entry(r: dict[str, Any], counts: dict[str, Any] | None, targets: str) -> dict[str, Any]:
+    """One item of sft_set.yaml: why it was chosen, and an excerpt of what it is taught."""
+    entry = {"uid": r["uid"], "task": r["task"], "pass_rate": round(float(r["pass_rate"]), 4),
+             "loss": round(float(r["loss"]), 4), "ifd": round(float(r["ifd"]), 4)}
+    if targets != "answer" and counts:
+        entry["accepted"] = f"{counts['accepted']}/{counts['sampled']}"
+    entry["target_chars"] = len(r["target"])
+    entry["target"] = excerpt(r["target"])
+    return entry

@@ -8,8 +8,9 @@ from supernova.errors import InputError
 from supernova.model import load_for_training
 from supernova.prompts import PromptConfig
 from supernova.schema import SFT, conform, items_frame
-from supernova.sft_select import SFTSelectConfig, answer_losses, manifest, round_robin, select
+from supernova.sft_select import SFTSelectConfig, answer_losses, manifest, round_robin, select, targeted
 from supernova.sources import load_entry
+from supernova.traces import answer_found, self_found
 
 
 def probed():
@@ -21,6 +22,7 @@ def probed():
         df["correct"] = df["correct"].clip(upper=4)
         df["pass_rate"] = df["correct"] / 4
         df["kept"], df["drop_reason"] = True, ""
+        df["correct_samples"] = [[] for _ in range(len(df))]
         frames.append(df)
     return pd.concat(frames, ignore_index=True)
 
@@ -37,7 +39,9 @@ def test_selection_respects_band_size_and_spreads_over_tasks(tiny):
     out = select(probed(), model, tok, PromptConfig(), cfg)
     assert len(out) == 6 and out["pass_rate"].max() <= 0.5
     assert out["task"].value_counts().to_dict() == {"basic_arithmetic": 2, "family_relationships": 2, "syllogism": 2}
-    conform(out, SFT)  # has every SFT column
+    sft_set, _ = targeted(out, answer_found(out), cfg)
+    conform(sft_set, SFT)  # with its targets, has every SFT column
+    assert sft_set["uid"].tolist() == out["uid"].tolist()
     assert np.all(out["ifd"] > 0)
     again = select(probed(), model, tok, PromptConfig(), cfg)
     assert out["uid"].tolist() == again["uid"].tolist()
@@ -71,7 +75,23 @@ def test_clusters_and_empty_band(tiny):
     out = select(probed(), model, tok, PromptConfig(), SFTSelectConfig(size=4, diversity="cluster", clusters=3,
                                                                        score="ifd"))
     assert len(out) == 4
-    man = manifest(SFTSelectConfig(size=4), out, 20, "f", "h")
+    sft_set, counts = targeted(out, answer_found(out), SFTSelectConfig(size=4))
+    man = manifest(SFTSelectConfig(size=4), out, sft_set, counts, 20, "f", "h", prompt_style="direct")
     assert man["size"] == 4 and sum(man["per_task"].values()) == 4 and len(man["items"]) == 4
+    assert man["targets"] == "answer" and all(i["target"].startswith("The answer is: (") for i in man["items"])
     with pytest.raises(InputError, match="sft_select.band"):
         select(probed(), model, tok, PromptConfig(), SFTSelectConfig(band=(0.6, 0.7)))
+
+
+def test_the_selection_is_the_same_whatever_the_targets(tiny):
+    """Targets are attached after the selection, so answer-only and traced sets are drawn from the
+    same chosen items; an item without a self trace is left out, not replaced."""
+    model, tok = tiny
+    data = probed()
+    data["correct_samples"] = [[f"Because.\nThe answer is: ({a})"] * int(c) for a, c in zip(data["answer"],
+                                                                                         data["correct"])]
+    chosen = {t: select(data, model, tok, PromptConfig(), SFTSelectConfig(size=6, targets=t))
+              for t in ("answer", "self")}
+    assert chosen["answer"]["uid"].tolist() == chosen["self"]["uid"].tolist()
+    traced, _ = targeted(chosen["self"], self_found(chosen["self"]), SFTSelectConfig(size=6, targets="self"))
+    assert traced["uid"].tolist() == chosen["self"].loc[chosen["self"]["correct"] > 0, "uid"].tolist()

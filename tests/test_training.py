@@ -5,17 +5,19 @@ import torch
 from safetensors.torch import load_file
 
 from supernova.hardware import ComputeConfig
-from supernova.prompts import PromptConfig
+from supernova.prompts import PromptConfig, gold_completion
 from supernova.schema import items_frame
 from supernova.sources import load_entry
 from supernova.training.grpo import run_grpo
 from supernova.training.settings import GRPOSettings, SFTSettings
-from supernova.training.sft import run_sft
+from supernova.training.sft import run_sft, sft_dataset
 
 
 def items(name="syllogism", n=8):
+    """Items with their answer lines as SFT targets (GRPO reads the item columns only)."""
     [t] = load_entry({"kind": "reasoning_gym", "name": name, "size": n, "format": "mcq"}, "x", 0)
-    return items_frame(t.items)
+    df = items_frame(t.items)
+    return df.assign(target=[gold_completion(r) for r in df.to_dict("records")])
 
 
 def weights(path):
@@ -151,3 +153,9 @@ def test_checkpoints_of_another_run_are_discarded_with_a_log_line(tmp_path, capl
         fresh_scratch(tmp_path / "s", "fp")
     assert "discarding checkpoints checkpoint-2" in caplog.text
     assert not (tmp_path / "s" / "checkpoint-2").exists() and (tmp_path / "s" / "fingerprint").read_text() == "fp"
+
+
+def test_the_sft_dataset_teaches_each_item_its_target():
+    rows = items().head(3).assign(target=["Two steps.\nThe answer is: (A)", "The answer is: (B)", "x"])
+    ds = sft_dataset(rows, PromptConfig())
+    assert [r["completion"] for r in ds] == [[{"role": "assistant", "content": t}] for t in rows["target"]]

@@ -123,20 +123,21 @@ def _encode(value: Any) -> Any:
 
 
 def launch(train: Callable[..., dict], items: pd.DataFrame, *, compute: ComputeConfig, scratch: Path,
-           **job: Any) -> dict[str, Any]:
+           schema: str = "ITEM", **job: Any) -> dict[str, Any]:
     """``train(items=items, compute=compute, scratch=scratch, **job)`` run in ``compute.processes``
     processes; returns what the main process's call returned. ``train`` is a module-level
-    function whose arguments are dataclasses, paths and JSON values."""
+    function whose arguments are dataclasses, paths and JSON values; ``items`` travel with the
+    columns of :mod:`supernova.schema`'s ``schema`` (``ITEM``; ``SFT`` for the SFT set)."""
+    from .. import schema as schemas
     from ..io import write_json
-    from ..schema import ITEM, write_table
 
     what = train.__name__
     scratch.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".{scratch.name}.job-", dir=scratch.parent) as tmp:
         folder = Path(tmp)
-        write_table(folder / "items.parquet", items, ITEM)
+        schemas.write_table(folder / "items.parquet", items, getattr(schemas, schema))
         spec = {"train": f"{train.__module__}:{train.__qualname__}", "items": str(folder / "items.parquet"),
-                "result": str(folder / "result.json"),
+                "schema": schema, "result": str(folder / "result.json"),
                 "job": {k: _encode(v) for k, v in {**job, "compute": compute, "scratch": scratch}.items()}}
         write_json(folder / "job.json", spec)
         cmd = launcher_command(compute, folder / "job.json")
@@ -166,8 +167,8 @@ def _decode(train: Callable[..., dict], job: dict[str, Any]) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> None:
     """One training process: rebuild the run from the job file, train, and (main process) write
     the result next to the job."""
+    from .. import schema as schemas
     from ..io import write_text
-    from ..schema import ITEM, read_table
 
     [job_file] = sys.argv[1:] if argv is None else argv
     spec = json.loads(Path(job_file).read_text())
@@ -175,7 +176,8 @@ def main(argv: list[str] | None = None) -> None:
     train = getattr(importlib.import_module(module), name)
     logging.basicConfig(level=os.environ.get("SUPERNOVA_LOG", "INFO"),
                         format=f"[{name} rank {os.environ.get('RANK', '0')}] %(message)s", stream=sys.stderr)
-    result = train(items=read_table(spec["items"], ITEM), **_decode(train, spec["job"]))
+    items = schemas.read_table(spec["items"], getattr(schemas, spec["schema"]))
+    result = train(items=items, **_decode(train, spec["job"]))
     if is_main_process():
         write_text(spec["result"], json.dumps(result))
 

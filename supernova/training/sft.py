@@ -1,5 +1,6 @@
-"""Supervised fine-tuning (TRL ``SFTTrainer``) on prompt → ``The answer is: <gold>``, and the
-gold-answer batches that sft-select and the gradient proxy score with the same loss."""
+"""Supervised fine-tuning (TRL ``SFTTrainer``) on prompt → each item's SFT target (the SFT set's
+``target``: the answer line ``The answer is: <gold>`` or an accepted reasoning trace ending with
+it), and the gold-answer batches that sft-select and the gradient proxy score."""
 
 from __future__ import annotations
 
@@ -40,18 +41,20 @@ def gold_answer_batch(tok, rows: list[dict[str, Any]], prompt: PromptConfig, *, 
 
 
 def sft_dataset(items: pd.DataFrame, prompt: PromptConfig):
+    """Prompt-completion rows: each item's prompt, and its ``target`` as the assistant's turn."""
     from datasets import Dataset
 
     rows = items.to_dict("records")
     return Dataset.from_list([{"prompt": messages(r, prompt),
-                               "completion": [{"role": "assistant", "content": gold_completion(r)}]}
+                               "completion": [{"role": "assistant", "content": r["target"]}]}
                               for r in rows])
 
 
 def run_sft(model_path: str | os.PathLike, items: pd.DataFrame, cfg: SFTSettings, prompt: PromptConfig,
             out_dir: str | os.PathLike, *, scratch_dir: str | os.PathLike, live_dir: str | None = None,
             compute: ComputeConfig = ComputeConfig()) -> dict[str, Any]:
-    """Supervised fine-tuning on the gold answer lines; save the final model to ``out_dir``.
+    """Supervised fine-tuning on ``items`` (SFT set rows, :data:`supernova.schema.SFT`: each
+    item's ``target`` is its completion); save the final model to ``out_dir``.
     With ``compute.processes`` > 1 the run trains in that many processes
     (:mod:`supernova.training.launch`). Returns the last logged metrics, the run's
     ``global_batch`` and ``steps``, and, under ``"compute"``, the precision and processes the
@@ -68,7 +71,7 @@ def run_sft(model_path: str | os.PathLike, items: pd.DataFrame, cfg: SFTSettings
     fresh_scratch(scratch)
     job = dict(model_path=str(model_path), cfg=cfg, prompt=prompt, out_dir=str(out_dir), scratch=scratch,
                live_dir=live_dir, precision=precision, compute=compute)
-    trained = launch(train_sft, items, **job) if processes > 1 else train_sft(items=items, **job)
+    trained = launch(train_sft, items, schema="SFT", **job) if processes > 1 else train_sft(items=items, **job)
     return {**trained, "compute": resolved}
 
 
