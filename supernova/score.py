@@ -95,6 +95,9 @@ class ScoreConfig:
         if self.grpo.seed != GRPOSettings.seed:
             raise ParamsError("each utility run takes its seed from score.seeds; remove this key",
                               file="params.yaml", field="score.grpo.seed")
+        if not self.grpo.enabled:
+            raise ParamsError("a utility run is a GRPO run and cannot be switched off; remove this key",
+                              file="params.yaml", field="score.grpo.enabled")
         if CONTROL in self.tasks:
             raise ParamsError(f"{CONTROL!r} is the format control's name, not a source task", file="params.yaml",
                               field="score.tasks")

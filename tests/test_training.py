@@ -4,6 +4,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from supernova.errors import ParamsError
 from supernova.hardware import ComputeConfig
 from supernova.prompts import PromptConfig, gold_completion
 from supernova.schema import items_frame
@@ -159,3 +160,42 @@ def test_the_sft_dataset_teaches_each_item_its_target():
     rows = items().head(3).assign(target=["Two steps.\nThe answer is: (A)", "The answer is: (B)", "x"])
     ds = sft_dataset(rows, PromptConfig())
     assert [r["completion"] for r in ds] == [[{"role": "assistant", "content": t}] for t in rows["target"]]
+
+
+def test_rl_train_with_grpo_off_makes_the_sft_model_the_trained_model(tiny_model, tmp_path, monkeypatch):
+    """An SFT-only run: the SFT model is saved as the stage's trained model (what evaluate scores),
+    and the GRPO phase's declared outputs say it did not run."""
+    import json
+    import shutil
+
+    from supernova import paths
+    from supernova.rl_train import rl_train
+    from supernova.schema import SFT, write_table
+
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(tiny_model, paths.BASE_MODEL)
+    sft_set = items().head(4).assign(pass_rate=0.0, loss=1.0, ifd=1.0, sft_score=1.0)
+    write_table(paths.SFT_SET, sft_set, SFT)
+    (paths.METRICS / "train" / "grpo" / "plots").mkdir(parents=True)
+    (paths.METRICS / "train" / "grpo" / "plots" / "old.tsv").write_text("an earlier run's curve")
+    rl_train({"rl_train": {"sft": {"max_steps": 1, "batch_size": 2, "learning_rate": 1e-3},
+                           "grpo": {"enabled": False}}})            # no mixture needed: GRPO does not read it
+    base, trained = weights(paths.BASE_MODEL), weights(paths.TRAINED_MODEL)
+    assert any(not torch.equal(base[k], trained[k]) for k in base)
+    assert json.loads((paths.METRICS / "train" / "grpo" / "metrics.json").read_text()) == {"enabled": False}
+    assert list((paths.METRICS / "train" / "grpo" / "plots").iterdir()) == []
+    assert "loss" in json.loads((paths.METRICS / "train" / "sft" / "metrics.json").read_text())
+    resolved = json.loads((paths.TRAINED_MODEL / paths.COMPUTE_RECORD).read_text())
+    assert "sft" in resolved and "grpo" not in resolved
+    assert not paths.TRAIN_SCRATCH.exists()
+
+
+def test_rl_train_needs_a_phase_and_score_runs_cannot_switch_grpo_off():
+    from supernova.config import from_section
+    from supernova.rl_train import RLTrainConfig
+    from supernova.score import ScoreConfig
+
+    with pytest.raises(ParamsError, match="field rl_train: .* both false"):
+        from_section(RLTrainConfig, {"rl_train": {"sft": {"enabled": False}, "grpo": {"enabled": False}}}, "rl_train")
+    with pytest.raises(ParamsError, match="field score.grpo.enabled"):
+        from_section(ScoreConfig, {"score": {"tasks": ["a"], "grpo": {"enabled": False}}}, "score")

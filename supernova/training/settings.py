@@ -20,6 +20,8 @@ class GRPOSettings:
     applies at this scale: β = 0, clip ε = 0.2 / ε_high = 0.28, group size 4, temperature 0.7.
 
     Attributes:
+        enabled: run the GRPO phase of rl-train (``false``: the SFT model is the trained model;
+            the utility runs of score@* are GRPO runs and refuse it).
         max_steps: optimizer steps.
         prompts_per_step: distinct prompts per step; each gets ``num_generations`` completions.
         num_generations: group size.
@@ -49,6 +51,7 @@ class GRPOSettings:
         seed: trainer seed.
     """
 
+    enabled: bool = True
     max_steps: int = 8
     prompts_per_step: int = 1
     num_generations: int = 4
