@@ -158,7 +158,7 @@ def targeted(chosen: pd.DataFrame, found: dict[str, Found],
              cfg: SFTSelectConfig) -> tuple[pd.DataFrame, dict[str, dict[str, Any]]]:
     """The SFT set: the chosen items whose target the checker accepts, each with that target
     (:func:`supernova.traces.with_targets`), and the per-item counts; a set left empty is a
-    one-line error saying how many traces were sampled and rejected."""
+    one-line error saying how many targets were found or sampled and how many were accepted."""
     sft_set, counts = with_targets(chosen, found, cfg.trace_pick, cfg.seed)
     if sft_set.empty:
         sampled = sum(c["sampled"] for c in counts.values())
@@ -181,7 +181,7 @@ def manifest(cfg: SFTSelectConfig, chosen: pd.DataFrame, sft_set: pd.DataFrame, 
         "diversity": cfg.diversity, "pool": cfg.pool, "candidates": int(candidates),
         "targets": cfg.targets, "prompt_style": prompt_style,
     }
-    if cfg.targets != "answer":
+    if cfg.targets != "answer" or len(sft_set) < len(chosen):    # an answer line the checker rejects shows too
         missing = [u for u in chosen["uid"] if u not in set(sft_set["uid"])]
         sampled = sum(c["sampled"] for c in counts.values())
         accepted = sum(c["accepted"] for c in counts.values())

@@ -7,6 +7,7 @@ is scored whole) whose gold answer is what one of its samples says. The item's u
 its answer is set, so the sampling seeds, and hence the samples, are the ones drawn before.
 """
 
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -270,3 +271,15 @@ def test_targets_and_teacher_are_checked():
     with pytest.raises(ParamsError, match="field sft_select.teacher.model: unknown embedded model"):
         generation_source("embedded:nope", "unused", field="sft_select.teacher.model")
     assert generation_source("org/some-model", "unused") == "org/some-model"     # a hub id, loaded where it is
+
+
+def test_a_new_teacher_reruns_sft_select_and_what_follows_only():
+    """The teacher's name and sampling settings are ``sft_select`` params, which sft-select alone
+    declares: DVC reruns it when they change, and the stages after it only if its outputs change."""
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    declaring = [name for name, st in stages.items()
+                 if any(str(p).split(".")[0] == "sft_select" for p in st.get("do", st).get("params", []))]
+    assert declaring == ["sft-select"]
+    assert {f.name for f in dataclasses.fields(SFTSelectConfig)} >= {"targets", "trace_pick", "teacher"}
+    assert {f.name for f in dataclasses.fields(TeacherConfig)} == {"model", "n", "temperature", "max_new_tokens",
+                                                                  "seed"}
