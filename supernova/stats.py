@@ -100,9 +100,11 @@ def hierarchical_bootstrap(per_seed: Sequence[np.ndarray], base: np.ndarray, gro
     ``per_seed[j]`` is an array (seeds_j, items) of per-item scores of unit ``j`` (a source task),
     one row per independent training seed; ``base`` is the reference's per-item scores (items,);
     ``groups`` (items,) assigns every item to a group (a target sub-task). Each replicate draws,
-    per group, items with replacement — the same draw for every unit and the reference, so
-    differences between units stay paired — and, per unit, its seeds with replacement
-    (independently: different units are different runs). Returns (iters, units, n_groups): the
+    per unit, its seeds with replacement once, and that draw holds for every group: a seed is one
+    trained model scored on every group, so its effect is shared by the groups and stays in the
+    mean over them. Different units are different runs and draw their seeds independently.
+    Items are drawn with replacement within each group, the same draw for every unit and the
+    reference, so differences between units stay paired. Returns (iters, units, n_groups): the
     replicate's mean over drawn seeds and drawn items of the unit's scores minus the reference's,
     per group (groups in sorted order). Seed-to-seed variance is therefore inside the interval,
     which averaging per-seed CI bounds leaves out. The seed level is rescaled by sqrt(s / (s - 1))
@@ -111,6 +113,9 @@ def hierarchical_bootstrap(per_seed: Sequence[np.ndarray], base: np.ndarray, gro
     """
     rng = np.random.default_rng(seed)
     labels = np.unique(groups)
+    w_seeds = [None if m.shape[0] < 2 else
+               np.stack([np.bincount(rng.integers(0, m.shape[0], m.shape[0]), minlength=m.shape[0])
+                         for _ in range(iters)]) / m.shape[0] for m in per_seed]      # per unit: (iters, seeds)
     out = np.empty((iters, len(per_seed), len(labels)))
     for g, label in enumerate(labels):
         cols = np.flatnonzero(groups == label)
@@ -121,9 +126,8 @@ def hierarchical_bootstrap(per_seed: Sequence[np.ndarray], base: np.ndarray, gro
             s = scores.shape[0]
             item_means = w_items @ scores[:, cols].T                       # (iters, seeds)
             mean = item_means.mean(axis=1)
-            if s > 1:
-                w_seeds = np.stack([np.bincount(rng.integers(0, s, s), minlength=s) for _ in range(iters)]) / s
-                mean = mean + np.sqrt(s / (s - 1)) * ((w_seeds * item_means).sum(axis=1) - mean)
+            if w_seeds[j] is not None:
+                mean = mean + np.sqrt(s / (s - 1)) * ((w_seeds[j] * item_means).sum(axis=1) - mean)
             out[:, j, g] = mean - ref
     return out
 
