@@ -89,8 +89,17 @@ def spearman_ci(x: Sequence[float], y: Sequence[float], *, iters: int = 2000, al
 
 
 def spearman_brown(r: float) -> float:
-    """Reliability of the whole from the correlation ``r`` between two halves: 2r / (1 + r)."""
-    return float("nan") if not np.isfinite(r) or r <= -1 else 2 * r / (1 + r)
+    """Reliability of the whole from the correlation ``r`` between two halves: 2r / (1 + r) for
+    r >= 0, and 0 for r < 0; always in [0, 1].
+
+    The formula assumes two halves that measure the same thing with independent noise, whose
+    correlation is then the share of true variance, never below 0. A negative observed ``r`` is
+    noise around a reliability of about 0, and doubling the data would not make the halves
+    disagree more, so it projects to 0 (2r / (1 + r) itself falls below -1 for r < -1/3); the
+    split-half correlation, reported beside the projection, keeps its sign."""
+    if not np.isfinite(r):
+        return float("nan")
+    return 0.0 if r <= 0 else float(min(2 * r / (1 + r), 1.0))
 
 
 def hierarchical_bootstrap(per_seed: Sequence[np.ndarray], base: np.ndarray, groups: np.ndarray, *,

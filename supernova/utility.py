@@ -12,7 +12,7 @@ control and the base model, so differences stay paired. From the same replicates
 * the **reliability of the ranking**: the Spearman correlation of per-task mean utility between
   two independent halves of the data (seeds when every task has two or more, else dev items),
   averaged over random splits, with a bootstrap CI; ``reliability`` is its Spearman-Brown
-  projection to the whole data, 2r / (1 + r).
+  projection to the whole data, 2r / (1 + r), 0 for r < 0 (:func:`supernova.stats.spearman_brown`).
 """
 
 from __future__ import annotations

@@ -119,3 +119,16 @@ def test_spearman_ci_and_t_ci():
     assert spearman_brown(0.5) == pytest.approx(2 / 3)
     m, lo, hi = mean_t_ci([0.1, 0.2, 0.3])
     assert m == pytest.approx(0.2) and lo < 0.2 < hi and hi - lo == pytest.approx(2 * 4.303 * 0.1 / 3 ** 0.5, rel=1e-3)
+
+
+def test_spearman_brown_stays_within_a_correlations_bounds():
+    """2r / (1 + r) leaves [-1, 1] for r < -1/3 (r = -0.58 gave -2.76). The projection is bounded
+    and non-decreasing; a negative split-half correlation projects to 0 (no reliability)."""
+    from supernova.stats import spearman_brown
+
+    rs = np.linspace(-1, 1, 201)
+    proj = np.array([spearman_brown(r) for r in rs])
+    assert ((proj >= -1) & (proj <= 1)).all() and (np.diff(proj) >= 0).all()
+    assert spearman_brown(-0.58) == 0.0 and spearman_brown(-1.0) == 0.0 and spearman_brown(0.0) == 0.0
+    assert spearman_brown(1.0) == 1.0 and spearman_brown(0.25) == pytest.approx(0.4)
+    assert math.isnan(spearman_brown(float("nan")))
