@@ -74,9 +74,29 @@ def test_reliability_is_high_for_distinct_tasks_and_near_zero_for_identical_ones
                      list(same), splits=40)
     assert hi["halves"] == "seeds" and hi["reliability"] > 0.9 and hi["reliability_ci_low"] > 0.5
     assert abs(lo["split_half_spearman"]) < 0.4 and lo["split_half_ci_low"] < 0 and lo["reliability_ci_low"] == 0
-    one_seed = reliability(item_scores(runs(rng, distinct, seeds=(0,)), base, list(distinct), 1, file="x"),
-                           list(distinct), splits=40)
-    assert one_seed["halves"] == "items" and one_seed["reliability"] > 0.8
+    one_seed = item_scores(runs(rng, distinct, seeds=(0,)), base, list(distinct), 1, file="x")
+    items = reliability(one_seed, list(distinct), splits=40, halves="items")
+    assert items["halves"] == "items" and items["reliability"] > 0.8
+    assert reliability(one_seed, list(distinct), splits=40)["halves"] is None      # no seed halves of one seed
+
+
+def test_one_seed_reports_item_reliability_and_no_seed_reliability():
+    """With one seed per task, splitting dev items of the same runs measures item noise only: it is
+    reported as item_reliability; the seed-half reliability (would the ranking replicate with new
+    runs?) needs two or more seeds per task and says so."""
+    rng = np.random.default_rng(6)
+    gains = {"a": 0.3, "b": 0.2, "c": 0.1}
+    for seeds in ((0,), (0, 1)):
+        items = runs(rng, gains, seeds=seeds)
+        util = items.groupby(["source_task", "seed", "round", "task"]).size().reset_index(name="n").rename(
+            columns={"task": "target_task"}).assign(k=1, utility=0.0)
+        metrics = build(util, items, base_rows(rng), list(gains), None, 1, "rl", {"a": 0.1, "b": 0.2, "c": 0.3},
+                        iters=100)[2]
+        assert metrics["item_reliability"]["halves"] == "items" and metrics["item_reliability"]["reliability"] > 0.5
+        if len(seeds) == 1:
+            assert metrics["reliability"]["halves"] is None and "seeds" in metrics["reliability"]["note"]
+        else:
+            assert metrics["reliability"]["halves"] == "seeds"
 
 
 def test_build_reports_reliability_separation_control_and_difficulty():
