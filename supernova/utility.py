@@ -8,7 +8,8 @@ control and the base model, so differences stay paired. From the same replicates
 
 * ``net`` utilities: minus the format control's utility on the same sub-task;
 * per sub-task, whether the top task is **separated** from the next (lower bound of the
-  difference > 0);
+  difference > 0), the two chosen on one half of the data and tested on the other
+  (:func:`separation_of_top`);
 * the **reliability of the ranking**: the Spearman correlation of per-task mean utility between
   two independent halves of the data, averaged over random splits, with a bootstrap CI, and its
   Spearman-Brown projection to the whole data, 2r / (1 + r), 0 for r < 0
@@ -148,17 +149,48 @@ def estimate(sc: Scores, sources: list[str], control: str | None, k: int, *, ite
     tasks = pd.DataFrame({"source_task": sources, "k": k, "mean_utility": point.mean(axis=1), "ci_low": mlo,
                           "ci_high": mhi, "net_mean_utility": net_point.mean(axis=1), "net_ci_low": nmlo,
                           "net_ci_high": nmhi, "seeds": [len(sc.seeds[j]) for j in src]})
-    separation = {}
-    for g, t in enumerate(sc.targets):
-        order = sorted(range(len(sources)), key=lambda i: (-point[i, g], sources[i]))
-        if len(order) < 2:
-            continue
-        a, b = order[0], order[1]
-        d_lo, d_hi = _ci(reps[:, a, g] - reps[:, b, g])
-        separation[t] = {"top": sources[a], "next": sources[b], "difference": round(float(point[a, g] - point[b, g]), 4),
-                         "ci_low": round(float(d_lo), 4), "ci_high": round(float(d_hi), 4),
-                         "separable": bool(d_lo > 0)}
+    separation = separation_of_top(sc, sources, iters=iters, seed=seed)
     return UtilityEstimate(pd.DataFrame(rows), tasks, separation, point, reps)
+
+
+def separation_of_top(sc: Scores, sources: list[str], *, iters: int = 1000, seed: int = 0) -> dict[str, Any]:
+    """Per target sub-task: is the top source task ahead of the next? The two are chosen on one
+    half of the data and their difference is tested on the other half, so the noise that put them
+    in that order does not also decide the test (choosing and testing on the same data calls equal
+    tasks separable too often). The halves are each task's seeds when every task has two or more
+    (the test half gets the larger part), else the dev items of the sub-task; the difference's 95%
+    CI comes from the hierarchical bootstrap on the test half, and ``separable`` means its lower
+    bound is above 0. ``top_on_all_data`` is the top task by the whole data (what mixing ranks)."""
+    idx = [sc.units.index(s) for s in sources]
+    if len(idx) < 2:
+        return {}
+    per_seed = [sc.per_seed[j] for j in idx]
+    rng = np.random.default_rng(seed)
+    by_seed = all(len(m) >= 2 for m in per_seed)
+    everything = np.ones(len(sc.groups), dtype=bool)
+    if by_seed:
+        pick_rows, test_rows = _seed_halves(per_seed, rng)
+        pick_cols, test_cols = everything, everything
+    else:
+        pick_rows = test_rows = [np.arange(len(m)) for m in per_seed]
+        pick_cols = _item_half(sc.groups, sc.targets, rng)
+        test_cols = ~pick_cols
+    full = _point(sc)[idx]
+    out = {}
+    for g, t in enumerate(sc.targets):
+        in_t = sc.groups == t
+        pc, tc = np.flatnonzero(in_t & pick_cols), np.flatnonzero(in_t & test_cols)
+        picked = [m[r][:, pc].mean() for m, r in zip(per_seed, pick_rows)]
+        a, b = sorted(range(len(idx)), key=lambda i: (-picked[i], sources[i]))[:2]
+        test = [per_seed[i][test_rows[i]][:, tc] for i in (a, b)]
+        reps = hierarchical_bootstrap(test, sc.base[tc], np.zeros(len(tc), dtype=int), iters=iters,
+                                      seed=int(rng.integers(2 ** 31)))
+        d_lo, d_hi = _ci(reps[:, 0, 0] - reps[:, 1, 0])
+        out[t] = {"top": sources[a], "next": sources[b], "halves": "seeds" if by_seed else "items",
+                  "difference": round(float(test[0].mean() - test[1].mean()), 4),
+                  "ci_low": round(float(d_lo), 4), "ci_high": round(float(d_hi), 4), "separable": bool(d_lo > 0),
+                  "top_on_all_data": sources[min(range(len(idx)), key=lambda i: (-full[i, g], sources[i]))]}
+    return out
 
 
 def _half_means(per_seed: list[np.ndarray], base: np.ndarray, groups: np.ndarray, targets: list[str],
