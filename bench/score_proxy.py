@@ -50,7 +50,8 @@ def main() -> None:
     dev = read_table(paths.TARGET_DEV, ITEM)
     with tempfile.TemporaryDirectory() as cache:  # target gradients: computed by the first task, reused
         proxy = pd.concat([score_task_gradient(t, read_table(paths.probe_file(t), PROBE), paths.BASE_MODEL, dev,
-                                               cfg, prompt, Path(cache))[0] for t in cfg.tasks], ignore_index=True)
+                                               cfg, prompt, Path(cache), ks=(cfg.k,))[0] for t in cfg.tasks],
+                          ignore_index=True)
     m_rl, m_px = matrix(rl, cfg.k), matrix(proxy, cfg.k)
     pairs = m_rl.merge(m_px, on=["source_task", "target_task"], suffixes=("_rl", "_proxy"))
     rho_pairs = spearman_ci(pairs["utility_rl"], pairs["utility_proxy"])
