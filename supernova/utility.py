@@ -180,6 +180,9 @@ def separation_of_top(sc: Scores, sources: list[str], *, iters: int = 1000, seed
     for g, t in enumerate(sc.targets):
         in_t = sc.groups == t
         pc, tc = np.flatnonzero(in_t & pick_cols), np.flatnonzero(in_t & test_cols)
+        if not len(pc):
+            out[t] = {"separable": False, "note": "one dev item: no halves to choose on and test on"}
+            continue
         picked = [m[r][:, pc].mean() for m, r in zip(per_seed, pick_rows)]
         a, b = sorted(range(len(idx)), key=lambda i: (-picked[i], sources[i]))[:2]
         test = [per_seed[i][test_rows[i]][:, tc] for i in (a, b)]
