@@ -4,9 +4,10 @@ The RL utility of a cell (source task, target sub-task) is the mean over the tas
 over every scoring round) of pass@k(checkpoint) - pass@k(base) on the sub-task's dev items. Its
 95% CI comes from a hierarchical bootstrap that resamples seeds and items
 (:func:`supernova.stats.hierarchical_bootstrap`), with the same item draw for every task, the
-control and the base model, so differences stay paired. From the same replicates:
+control and the base model, so differences stay paired. Also reported:
 
-* ``net`` utilities: minus the format control's utility on the same sub-task;
+* ``net`` utilities: minus the format control's utility on the same sub-task (from the same
+  replicates);
 * per sub-task, whether the top task is **separated** from the next (lower bound of the
   difference > 0), the two chosen on one half of the data and tested on the other
   (:func:`separation_of_top`);
@@ -160,7 +161,7 @@ def separation_of_top(sc: Scores, sources: list[str], *, iters: int = 1000, seed
     tasks separable too often). The halves are each task's seeds when every task has two or more
     (the test half gets the larger part), else the dev items of the sub-task; the difference's 95%
     CI comes from the hierarchical bootstrap on the test half, and ``separable`` means its lower
-    bound is above 0. ``top_on_all_data`` is the top task by the whole data (what mixing ranks)."""
+    bound is above 0. ``top_on_all_data`` is the top task by the point estimate on all the data."""
     idx = [sc.units.index(s) for s in sources]
     if len(idx) < 2:
         return {}
