@@ -8,8 +8,9 @@ by the first task, as in the pipeline), and prints:
 * compute: proxy seconds / RL seconds (all tasks), and per task;
 * Spearman rank correlation between proxy and RL utility over (source task, target sub-task)
   pairs, and over source tasks' mean utility (what macro mixing ranks by), each with a 95%
-  bootstrap CI; and the reliability of the RL ranking itself (metrics/utility.json): a proxy can
-  agree with the RL utility no better than the RL utility agrees with itself.
+  bootstrap CI; and the reliability of the RL ranking itself (metrics/utility.json, over seeds and
+  over dev items): a proxy can agree with the RL utility no better than the RL utility agrees
+  with itself.
 
     python bench/score_proxy.py [--layers 2]
 """
@@ -49,7 +50,8 @@ def main() -> None:
     dev = read_table(paths.TARGET_DEV, ITEM)
     with tempfile.TemporaryDirectory() as cache:  # target gradients: computed by the first task, reused
         proxy = pd.concat([score_task_gradient(t, read_table(paths.probe_file(t), PROBE), paths.BASE_MODEL, dev,
-                                               cfg, prompt, Path(cache))[0] for t in cfg.tasks], ignore_index=True)
+                                               cfg, prompt, Path(cache), ks=(cfg.k,))[0] for t in cfg.tasks],
+                          ignore_index=True)
     m_rl, m_px = matrix(rl, cfg.k), matrix(proxy, cfg.k)
     pairs = m_rl.merge(m_px, on=["source_task", "target_task"], suffixes=("_rl", "_proxy"))
     rho_pairs = spearman_ci(pairs["utility_rl"], pairs["utility_proxy"])
@@ -68,19 +70,22 @@ def main() -> None:
     print("Spearman over (task, sub-task) pairs: {:.3f} [{:.3f}, {:.3f}] (n={}); over task means: "
           "{:.3f} [{:.3f}, {:.3f}] (n={}); goal >= 0.7".format(*rho_pairs, len(pairs), *rho_tasks, len(means)))
     try:
-        rel = json.loads(Path("metrics/utility.json").read_text()).get("reliability") or {}
+        metrics = json.loads(Path("metrics/utility.json").read_text())
     except (OSError, ValueError):
-        rel = {}
-    if rel.get("reliability") is not None:
-        def bound(v):  # Spearman-Brown is undefined at a split-half correlation of -1
-            return "undefined" if v is None else f"{v:.3f}"
-
-        print(f"reliability of the RL ranking (split-half over {rel['halves']}, Spearman-Brown): "
-              f"{rel['reliability']:.3f} [{bound(rel['reliability_ci_low'])}, {bound(rel['reliability_ci_high'])}]; "
-              "a proxy cannot be judged against an RL ranking that does not replicate")
+        metrics = {}
+    shown = False
+    for key, what in (("reliability", "reliability of the RL ranking (halves of each task's seeds)"),
+                      ("item_reliability", "item reliability of the RL ranking (halves of the dev items of the "
+                                           "same runs: item noise only)")):
+        rel = metrics.get(key) or {}
+        if rel.get("reliability") is not None:
+            print(f"{what}, Spearman-Brown: {rel['reliability']:.3f} [{rel['reliability_ci_low']:.3f}, "
+                  f"{rel['reliability_ci_high']:.3f}]")
+            shown = True
+    if shown:
+        print("a proxy cannot be judged against an RL ranking that does not replicate")
     else:
         print("reliability of the RL ranking: not in metrics/utility.json (run `dvc repro utility`)")
-
 
 if __name__ == "__main__":
     main()

@@ -18,8 +18,7 @@ from supernova.score import CONTROL, ScoreConfig
 
 def main(params: dict) -> None:
     round_ = sys.argv[1]
-    cfg = from_section(ScoreConfig, params, "score", ignore=("method", "target_size", "proxy_layers", "grpo",
-                                                             "control_tasks", "baseline", "bootstrap")).require_tasks()
+    cfg = from_section(ScoreConfig, params, "score").require_tasks()
     rounds = plan(len(cfg.tasks), cfg.seeds, cfg.schedule, cfg.halving)
     earlier = [read_table(paths.score_dir(r, t) / "utility.parquet", UTILITY)
                for r in ROUNDS[:ROUNDS.index(round_)] for t in cfg.tasks]

@@ -19,9 +19,9 @@ from supernova.score import ScoreConfig, score_unit, training_items
 def main(params: dict) -> None:
     task, round_ = sys.argv[1], sys.argv[2]
     # one stage per (task, round) of dvc.yaml's matrix: the task list, the schedule and the seeds
-    # (they reach this stage through its promotion file) are not its dependencies
-    cfg = from_section(ScoreConfig, params, "score", ignore=("tasks", "k", "baseline", "bootstrap", "schedule",
-                                                             "halving", "control", "control_tasks", "seeds"))
+    # (they reach this stage through its promotion file) are not its dependencies, so the config
+    # holds only the keys dvc.yaml declares for it
+    cfg = from_section(ScoreConfig, params, "score")
     probed = read_table(paths.probe_file(task), PROBE)
     score_unit(task, round_, lambda seed: training_items(probed, task, cfg.target_size, seed), probed, cfg,
                from_section(EvalConfig, params, "evaluate"), from_section(PromptConfig, params, "prompt"),

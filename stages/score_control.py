@@ -19,8 +19,7 @@ from supernova.score import CONTROL, ScoreConfig, control_items, score_unit
 def main(params: dict) -> None:
     round_ = sys.argv[1]
     # the task list is not a dependency: the control draws from control_tasks, else every probed task
-    cfg = from_section(ScoreConfig, params, "score", ignore=("tasks", "k", "baseline", "bootstrap", "schedule",
-                                                             "halving", "control", "seeds"))
+    cfg = from_section(ScoreConfig, params, "score")
     tasks = cfg.control_tasks or sorted(p.stem for p in paths.PROBE_DIR.glob("*.parquet"))
     probes = {t: read_table(paths.probe_file(t), PROBE) for t in tasks}
     score_unit(CONTROL, round_, lambda seed: control_items(probes, cfg.target_size, seed), None, cfg,

@@ -160,13 +160,132 @@ def from_dict(cls: type[T], data: dict[str, Any] | None, where: str) -> T:
         raise ParamsError(str(e), file=PARAMS_FILE, field=where) from None
 
 
-def from_section(cls: type[T], params: dict[str, Any], section: str, *, ignore: tuple[str, ...] = ()) -> T:
-    """``cls`` from ``params[section]``. Keys in ``ignore`` are left out: a stage that does not use
-    them (and so does not declare them in dvc.yaml) must not read them."""
-    data = params.get(section)
-    if ignore and isinstance(data, dict):
-        data = {k: v for k, v in data.items() if k not in ignore}
-    return from_dict(cls, data, section)
+def from_section(cls: type[T], params: dict[str, Any], section: str) -> T:
+    """``cls`` from ``params[section]``. From a stage's :class:`StageParams` the config holds only
+    the keys the stage declares in dvc.yaml: every other field is sealed, and reading it raises a
+    one-line ParamsError naming the key and the stage (instead of silently taking its default)."""
+    obj = from_dict(cls, params.get(section), section)
+    if isinstance(params, StageParams):
+        _seal(obj, section, params.declared, params.stage)
+    return obj
+
+
+def _covered(path: str, declared: frozenset[str]) -> bool:
+    """``path`` or a section above it is declared."""
+    return any(path == d or path.startswith(f"{d}.") for d in declared)
+
+
+def _partly(path: str, declared: frozenset[str]) -> bool:
+    """Some key below ``path`` is declared (not ``path`` itself)."""
+    return any(d.startswith(f"{path}.") for d in declared)
+
+
+def _undeclared(path: str, stage: str) -> ParamsError:
+    return ParamsError(f"stage {stage} reads this key, but the stage's params in dvc.yaml do not list it: "
+                       "declare it there (so that changing it reruns the stage) or do not read it",
+                       file=PIPELINE_FILE, field=path)
+
+
+class StageParams(dict):
+    """params.yaml as one stage of dvc.yaml sees it: only the keys it declares in its ``params:``
+    (a whole section, or single keys such as ``score.k``) and the execution sections. Reading any
+    other key (``params["x"]``, ``params.get("x")``, ``"x" in params``, or a field of a config
+    that :func:`from_section` built from it) raises a one-line ParamsError naming the key and the
+    stage; a key that is declared but absent from params.yaml reads as absent."""
+
+    def __init__(self, data: dict[str, Any], declared, stage: str, prefix: str = ""):
+        self.declared, self.stage, self.prefix = frozenset(declared), stage, prefix
+        kept = {}
+        for key, value in (data or {}).items():
+            path = f"{prefix}{key}"
+            if _covered(path, self.declared):
+                kept[key] = value
+            elif _partly(path, self.declared) and isinstance(value, dict):
+                kept[key] = StageParams(value, self.declared, stage, f"{path}.")
+        super().__init__(kept)
+
+    def _readable(self, key: Any) -> bool:
+        path = f"{self.prefix}{key}"
+        if not (_covered(path, self.declared) or _partly(path, self.declared)):
+            raise _undeclared(path, self.stage)
+        return True
+
+    def __getitem__(self, key):
+        self._readable(key)
+        return super().__getitem__(key)
+
+    def get(self, key, default=None):
+        self._readable(key)
+        return super().get(key, default)
+
+    def __contains__(self, key) -> bool:
+        return self._readable(key) and super().__contains__(key)
+
+
+def declared_params(stage: str, pipeline: str | Path = PIPELINE_FILE) -> list[str]:
+    """The params.yaml keys that ``stage`` (a dvc.yaml stage name; ``score@task-r0`` is an entry
+    of the ``score`` matrix) declares, plus the execution sections."""
+    stages = (read_yaml(pipeline) or {}).get("stages", {})
+    name = stage.split("@", 1)[0]
+    if name not in stages:
+        raise ParamsError(f"no stage {name!r} here", file=str(pipeline), field="stages")
+    entries = (stages[name].get("do", stages[name]) or {}).get("params", [])
+    keys = [p for p in entries if isinstance(p, str)]
+    keys += [k for p in entries if isinstance(p, dict) for k in (p.get(PARAMS_FILE) or [])]
+    return keys + list(EXECUTION_SECTIONS)
+
+
+def stage_params(params: dict[str, Any], stage: str, pipeline: str | Path = PIPELINE_FILE) -> dict[str, Any]:
+    """``params`` as ``stage`` may read them (:class:`StageParams`); unrestricted where there is no
+    dvc.yaml (no pipeline whose caches could go stale)."""
+    if not Path(pipeline).exists():
+        return params
+    return StageParams(params, declared_params(stage, pipeline), stage)
+
+
+def _seal(obj: Any, where: str, declared: frozenset[str], stage: str) -> None:
+    """Make reading a field of config ``obj`` (at params path ``where``) that ``declared`` does
+    not cover raise; nested configs declared in part are sealed field by field."""
+    sealed = {}
+    for f in dataclasses.fields(obj):
+        path = f"{where}.{f.name}"
+        if _covered(path, declared):
+            continue
+        value = object.__getattribute__(obj, f.name)
+        if _partly(path, declared) and dataclasses.is_dataclass(value):
+            _seal(value, path, declared, stage)
+        else:
+            sealed[f.name] = path
+    if sealed:
+        object.__setattr__(obj, "_undeclared", (sealed, stage))
+        object.__setattr__(obj, "__class__", _sealed_class(type(obj)))
+
+
+_SEALED: dict[type, type] = {}
+
+
+def _sealed_class(cls: type) -> type:
+    """A subclass of config class ``cls`` whose instances raise on reading a field listed in
+    their ``_undeclared`` (and show it as ``<not declared>`` in their repr)."""
+    if cls in _SEALED.values():
+        return cls
+    if cls not in _SEALED:
+        def __getattribute__(self, name):
+            sealed = object.__getattribute__(self, "__dict__").get("_undeclared")
+            if sealed and name in sealed[0]:
+                raise _undeclared(sealed[0][name], sealed[1])
+            return object.__getattribute__(self, name)
+
+        def __repr__(self):
+            sealed = (object.__getattribute__(self, "__dict__").get("_undeclared") or ({}, ""))[0]
+            shown = ", ".join(f"{f.name}={'<not declared>' if f.name in sealed else repr(getattr(self, f.name))}"
+                              for f in dataclasses.fields(self))
+            return f"{cls.__qualname__}({shown})"
+
+        _SEALED[cls] = type(cls.__name__, (cls,), {"__getattribute__": __getattribute__, "__repr__": __repr__,
+                                                   "__module__": cls.__module__, "__qualname__": cls.__qualname__,
+                                                   "__doc__": cls.__doc__})
+    return _SEALED[cls]
 
 
 def check_entries(entries: dict[str, list], section: str = "ingest") -> None:

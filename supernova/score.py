@@ -210,9 +210,11 @@ def score_task_rl(task: str, items_for_seed, base_model: Path, dev: pd.DataFrame
 
 def score_task_gradient(task: str, probed: pd.DataFrame, base_model: Path, dev: pd.DataFrame, cfg: ScoreConfig,
                         prompt: PromptConfig, cache_dir: Path | None = None, seeds: tuple[int, ...] | None = None,
-                        round_: str = "r0") -> tuple[pd.DataFrame, dict]:
-    """Utility rows of ``task`` from the gradient-alignment proxy (one per seed's item sample) and
-    the precision it computed in; target gradients are shared through ``cache_dir``."""
+                        round_: str = "r0", *, ks: tuple[int, ...]) -> tuple[pd.DataFrame, dict]:
+    """Utility rows of ``task`` from the gradient-alignment proxy (one per seed's item sample and
+    target sub-task) and the precision it computed in; target gradients are shared through
+    ``cache_dir``. The proxy has no pass@k: its rows are written at every k of ``ks`` (the RL
+    path's ``evaluate.k``), so that ranking at any of them finds them, as for RL rows."""
     from .gradproxy import gradient_alignment, proxy_precision
 
     out = []
@@ -221,12 +223,12 @@ def score_task_gradient(task: str, probed: pd.DataFrame, base_model: Path, dev: 
         items = training_items(probed, task, cfg.target_size, seed)
         cos = gradient_alignment(base_model, items, dev, prompt, cfg.proxy_layers, cache_dir,
                                  precision=cfg.grpo.mixed_precision)
-        sizes = dev.groupby("task").size()
-        out.append(pd.DataFrame({
-            "source_task": task, "target_task": list(cos), "seed": seed, "round": round_, "k": cfg.k,
+        sizes, seconds = dev.groupby("task").size(), time.perf_counter() - start
+        out += [pd.DataFrame({
+            "source_task": task, "target_task": list(cos), "seed": seed, "round": round_, "k": k,
             "base": float("nan"), "trained": float("nan"), "utility": list(cos.values()), "ci_low": float("nan"),
             "ci_high": float("nan"), "n_items": [int(sizes[t]) for t in cos], "method": "gradient",
-            "seconds": time.perf_counter() - start, "parse_rate": float("nan")}))
+            "seconds": seconds, "parse_rate": float("nan")}) for k in ks]
     return pd.concat(out, ignore_index=True), record(proxy={"mixed_precision": proxy_precision(cfg.grpo.mixed_precision)})
 
 
@@ -253,7 +255,7 @@ def score_unit(task: str, round_: str, items_for_seed, probed: pd.DataFrame | No
             raise ParamsError("the format control needs score.method: rl", file="params.yaml", field="score.control")
         else:
             rows, resolved = score_task_gradient(task, probed, paths.BASE_MODEL, dev, cfg, prompt,
-                                                 paths.SCORE_SCRATCH, seeds, round_)
+                                                 paths.SCORE_SCRATCH, seeds, round_, ks=ev.k)
     out = paths.score_dir(round_, task)
     write_table(out / "utility.parquet", rows, UTILITY, meta={"compute": resolved})
     write_table(out / "items.parquet", items, SCORE_EVAL)

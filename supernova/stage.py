@@ -8,13 +8,15 @@ import sys
 import traceback
 from typing import Callable
 
-from .config import load_params
+from .config import load_params, stage_params
 from .errors import PipelineError
 
 
 def run(stage: str, main: Callable[[dict], None]) -> None:
     """Run ``main(params)``; on failure print one line naming the stage, file, task and field.
 
+    ``params`` holds only what ``stage`` declares in dvc.yaml (:class:`supernova.config.StageParams`):
+    reading anything else fails, so a stage never runs on a key whose change would not rerun it.
     Set ``SUPERNOVA_DEBUG=1`` to get the full traceback as well.
     """
     logging.basicConfig(level=os.environ.get("SUPERNOVA_LOG", "INFO"),
@@ -22,7 +24,7 @@ def run(stage: str, main: Callable[[dict], None]) -> None:
     for noisy in ("httpx", "urllib3", "filelock", "datasets", "vllm"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
-        main(load_params())
+        main(stage_params(load_params(), stage))
     except PipelineError as e:
         _debug()
         print(f"{stage}: error: {e}", file=sys.stderr)

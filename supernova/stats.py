@@ -89,8 +89,17 @@ def spearman_ci(x: Sequence[float], y: Sequence[float], *, iters: int = 2000, al
 
 
 def spearman_brown(r: float) -> float:
-    """Reliability of the whole from the correlation ``r`` between two halves: 2r / (1 + r)."""
-    return float("nan") if not np.isfinite(r) or r <= -1 else 2 * r / (1 + r)
+    """Reliability of the whole from the correlation ``r`` between two halves: 2r / (1 + r) for
+    r >= 0, and 0 for r < 0; always in [0, 1].
+
+    The formula assumes two halves that measure the same thing with independent noise, whose
+    correlation is then the share of true variance, never below 0. A negative observed ``r`` is
+    noise around a reliability of about 0, and doubling the data would not make the halves
+    disagree more, so it projects to 0 (2r / (1 + r) itself falls below -1 for r < -1/3); the
+    split-half correlation, reported beside the projection, keeps its sign."""
+    if not np.isfinite(r):
+        return float("nan")
+    return 0.0 if r <= 0 else float(min(2 * r / (1 + r), 1.0))
 
 
 def hierarchical_bootstrap(per_seed: Sequence[np.ndarray], base: np.ndarray, groups: np.ndarray, *,
@@ -100,9 +109,11 @@ def hierarchical_bootstrap(per_seed: Sequence[np.ndarray], base: np.ndarray, gro
     ``per_seed[j]`` is an array (seeds_j, items) of per-item scores of unit ``j`` (a source task),
     one row per independent training seed; ``base`` is the reference's per-item scores (items,);
     ``groups`` (items,) assigns every item to a group (a target sub-task). Each replicate draws,
-    per group, items with replacement — the same draw for every unit and the reference, so
-    differences between units stay paired — and, per unit, its seeds with replacement
-    (independently: different units are different runs). Returns (iters, units, n_groups): the
+    per unit, its seeds with replacement once, and that draw holds for every group: a seed is one
+    trained model scored on every group, so its effect is shared by the groups and stays in the
+    mean over them. Different units are different runs and draw their seeds independently.
+    Items are drawn with replacement within each group, the same draw for every unit and the
+    reference, so differences between units stay paired. Returns (iters, units, n_groups): the
     replicate's mean over drawn seeds and drawn items of the unit's scores minus the reference's,
     per group (groups in sorted order). Seed-to-seed variance is therefore inside the interval,
     which averaging per-seed CI bounds leaves out. The seed level is rescaled by sqrt(s / (s - 1))
@@ -111,6 +122,9 @@ def hierarchical_bootstrap(per_seed: Sequence[np.ndarray], base: np.ndarray, gro
     """
     rng = np.random.default_rng(seed)
     labels = np.unique(groups)
+    w_seeds = [None if m.shape[0] < 2 else
+               np.stack([np.bincount(rng.integers(0, m.shape[0], m.shape[0]), minlength=m.shape[0])
+                         for _ in range(iters)]) / m.shape[0] for m in per_seed]      # per unit: (iters, seeds)
     out = np.empty((iters, len(per_seed), len(labels)))
     for g, label in enumerate(labels):
         cols = np.flatnonzero(groups == label)
@@ -121,9 +135,8 @@ def hierarchical_bootstrap(per_seed: Sequence[np.ndarray], base: np.ndarray, gro
             s = scores.shape[0]
             item_means = w_items @ scores[:, cols].T                       # (iters, seeds)
             mean = item_means.mean(axis=1)
-            if s > 1:
-                w_seeds = np.stack([np.bincount(rng.integers(0, s, s), minlength=s) for _ in range(iters)]) / s
-                mean = mean + np.sqrt(s / (s - 1)) * ((w_seeds * item_means).sum(axis=1) - mean)
+            if w_seeds[j] is not None:
+                mean = mean + np.sqrt(s / (s - 1)) * ((w_seeds[j] * item_means).sum(axis=1) - mean)
             out[:, j, g] = mean - ref
     return out
 

@@ -4,15 +4,19 @@ The RL utility of a cell (source task, target sub-task) is the mean over the tas
 over every scoring round) of pass@k(checkpoint) - pass@k(base) on the sub-task's dev items. Its
 95% CI comes from a hierarchical bootstrap that resamples seeds and items
 (:func:`supernova.stats.hierarchical_bootstrap`), with the same item draw for every task, the
-control and the base model, so differences stay paired. From the same replicates:
+control and the base model, so differences stay paired. Also reported:
 
-* ``net`` utilities: minus the format control's utility on the same sub-task;
+* ``net`` utilities: minus the format control's utility on the same sub-task (from the same
+  replicates);
 * per sub-task, whether the top task is **separated** from the next (lower bound of the
-  difference > 0);
+  difference > 0), the two chosen on one half of the data and tested on the other
+  (:func:`separation_of_top`);
 * the **reliability of the ranking**: the Spearman correlation of per-task mean utility between
-  two independent halves of the data (seeds when every task has two or more, else dev items),
-  averaged over random splits, with a bootstrap CI; ``reliability`` is its Spearman-Brown
-  projection to the whole data, 2r / (1 + r).
+  two independent halves of the data, averaged over random splits, with a bootstrap CI, and its
+  Spearman-Brown projection to the whole data, 2r / (1 + r), 0 for r < 0
+  (:func:`supernova.stats.spearman_brown`). ``reliability`` splits each task's seeds (would the
+  ranking replicate with new runs? it needs two or more seeds per task); ``item_reliability``
+  splits the dev items of the same runs, which measures item noise only.
 """
 
 from __future__ import annotations
@@ -146,17 +150,51 @@ def estimate(sc: Scores, sources: list[str], control: str | None, k: int, *, ite
     tasks = pd.DataFrame({"source_task": sources, "k": k, "mean_utility": point.mean(axis=1), "ci_low": mlo,
                           "ci_high": mhi, "net_mean_utility": net_point.mean(axis=1), "net_ci_low": nmlo,
                           "net_ci_high": nmhi, "seeds": [len(sc.seeds[j]) for j in src]})
-    separation = {}
-    for g, t in enumerate(sc.targets):
-        order = sorted(range(len(sources)), key=lambda i: (-point[i, g], sources[i]))
-        if len(order) < 2:
-            continue
-        a, b = order[0], order[1]
-        d_lo, d_hi = _ci(reps[:, a, g] - reps[:, b, g])
-        separation[t] = {"top": sources[a], "next": sources[b], "difference": round(float(point[a, g] - point[b, g]), 4),
-                         "ci_low": round(float(d_lo), 4), "ci_high": round(float(d_hi), 4),
-                         "separable": bool(d_lo > 0)}
+    separation = separation_of_top(sc, sources, iters=iters, seed=seed)
     return UtilityEstimate(pd.DataFrame(rows), tasks, separation, point, reps)
+
+
+def separation_of_top(sc: Scores, sources: list[str], *, iters: int = 1000, seed: int = 0) -> dict[str, Any]:
+    """Per target sub-task: is the top source task ahead of the next? The two are chosen on one
+    half of the data and their difference is tested on the other half, so the noise that put them
+    in that order does not also decide the test (choosing and testing on the same data calls equal
+    tasks separable too often). The halves are each task's seeds when every task has two or more
+    (the test half gets the larger part), else the dev items of the sub-task; the difference's 95%
+    CI comes from the hierarchical bootstrap on the test half, and ``separable`` means its lower
+    bound is above 0. ``top_on_all_data`` is the top task by the point estimate on all the data."""
+    idx = [sc.units.index(s) for s in sources]
+    if len(idx) < 2:
+        return {}
+    per_seed = [sc.per_seed[j] for j in idx]
+    rng = np.random.default_rng(seed)
+    by_seed = all(len(m) >= 2 for m in per_seed)
+    everything = np.ones(len(sc.groups), dtype=bool)
+    if by_seed:
+        pick_rows, test_rows = _seed_halves(per_seed, rng)
+        pick_cols, test_cols = everything, everything
+    else:
+        pick_rows = test_rows = [np.arange(len(m)) for m in per_seed]
+        pick_cols = _item_half(sc.groups, sc.targets, rng)
+        test_cols = ~pick_cols
+    full = _point(sc)[idx]
+    out = {}
+    for g, t in enumerate(sc.targets):
+        in_t = sc.groups == t
+        pc, tc = np.flatnonzero(in_t & pick_cols), np.flatnonzero(in_t & test_cols)
+        if not len(pc):
+            out[t] = {"separable": False, "note": "one dev item: no halves to choose on and test on"}
+            continue
+        picked = [m[r][:, pc].mean() for m, r in zip(per_seed, pick_rows)]
+        a, b = sorted(range(len(idx)), key=lambda i: (-picked[i], sources[i]))[:2]
+        test = [per_seed[i][test_rows[i]][:, tc] for i in (a, b)]
+        reps = hierarchical_bootstrap(test, sc.base[tc], np.zeros(len(tc), dtype=int), iters=iters,
+                                      seed=int(rng.integers(2 ** 31)))
+        d_lo, d_hi = _ci(reps[:, 0, 0] - reps[:, 1, 0])
+        out[t] = {"top": sources[a], "next": sources[b], "halves": "seeds" if by_seed else "items",
+                  "difference": round(float(test[0].mean() - test[1].mean()), 4),
+                  "ci_low": round(float(d_lo), 4), "ci_high": round(float(d_hi), 4), "separable": bool(d_lo > 0),
+                  "top_on_all_data": sources[min(range(len(idx)), key=lambda i: (-full[i, g], sources[i]))]}
+    return out
 
 
 def _half_means(per_seed: list[np.ndarray], base: np.ndarray, groups: np.ndarray, targets: list[str],
@@ -179,29 +217,49 @@ def _half_means(per_seed: list[np.ndarray], base: np.ndarray, groups: np.ndarray
     return out
 
 
-def reliability(sc: Scores, sources: list[str], *, splits: int = 200, seed: int = 0) -> dict[str, Any]:
-    """How far the ranking of source tasks by mean utility would replicate: Spearman's rho between
-    two independent halves (each task's seeds split in two when all have two or more, else the dev
-    items split in two within each sub-task), averaged over ``splits`` random splits; its CI from
-    the same splits with seeds and items resampled within each half; ``reliability`` and its CI
-    projected to the whole data by Spearman-Brown."""
+def _seed_halves(per_seed: list[np.ndarray], rng: np.random.Generator) -> list[list[np.ndarray]]:
+    """Two disjoint halves of each unit's seeds (row indices), drawn at random: [first, second]."""
+    perms = [rng.permutation(len(m)) for m in per_seed]
+    return [[p[: len(p) // 2] for p in perms], [p[len(p) // 2:] for p in perms]]
+
+
+def _item_half(groups: np.ndarray, targets: list[str], rng: np.random.Generator) -> np.ndarray:
+    """A random half of the dev items within each sub-task (a boolean mask; its complement is the
+    other half)."""
+    half = np.zeros(len(groups), dtype=bool)
+    for t in targets:
+        cols = np.flatnonzero(groups == t)
+        half[rng.permutation(cols)[: len(cols) // 2]] = True
+    return half
+
+
+def reliability(sc: Scores, sources: list[str], *, splits: int = 200, seed: int = 0,
+                halves: str = "seeds") -> dict[str, Any]:
+    """How far the ranking of source tasks by mean utility replicates: Spearman's rho between two
+    independent halves, averaged over ``splits`` random splits; its CI from the same splits with
+    seeds and items resampled within each half; ``reliability`` and its CI projected to the whole
+    data by Spearman-Brown.
+
+    ``halves="seeds"``: each task's seeds split in two (every task needs two or more): would the
+    ranking replicate with new runs? ``halves="items"``: the dev items split in two within each
+    sub-task, all seeds in both halves: the *item reliability*, which measures item noise only
+    (the same runs on other items), not run-to-run variation."""
+    if halves not in ("seeds", "items"):
+        raise ValueError(f"halves must be 'seeds' or 'items', got {halves!r}")
     idx = [sc.units.index(s) for s in sources]
     per_seed = [sc.per_seed[j] for j in idx]
     if len(sources) < 3:
         return {"halves": None, "note": "fewer than 3 source tasks: no rank correlation"}
-    by_seed = all(len(m) >= 2 for m in per_seed)
+    if halves == "seeds" and not all(len(m) >= 2 for m in per_seed):
+        return {"halves": None, "note": "needs two or more seeds per task (score.seeds): no seed halves; "
+                                        "item_reliability splits the dev items of the same runs"}
     rng = np.random.default_rng(seed)
     point, boot = [], []
     for _ in range(splits):
-        if by_seed:
-            perms = [rng.permutation(len(m)) for m in per_seed]
-            halves = [[p[: len(p) // 2] for p in perms], [p[len(p) // 2:] for p in perms]]
-            args = [(h, None) for h in halves]
+        if halves == "seeds":
+            args = [(h, None) for h in _seed_halves(per_seed, rng)]
         else:
-            half = np.zeros(len(sc.groups), dtype=bool)
-            for t in sc.targets:
-                cols = np.flatnonzero(sc.groups == t)
-                half[rng.permutation(cols)[: len(cols) // 2]] = True
+            half = _item_half(sc.groups, sc.targets, rng)
             args = [(None, half), (None, ~half)]
         for resample, sink in ((None, point), (rng, boot)):
             a, b = (_half_means(per_seed, sc.base, sc.groups, sc.targets, sh, ih, resample) for sh, ih in args)
@@ -209,7 +267,7 @@ def reliability(sc: Scores, sources: list[str], *, splits: int = 200, seed: int 
                 sink.append(spearmanr(a, b).statistic)
     r = float(np.mean(point)) if point else float("nan")
     lo, hi = (np.quantile(boot, [0.025, 0.975]) if boot else (float("nan"), float("nan")))
-    return {"halves": "seeds" if by_seed else "items", "splits": splits,
+    return {"halves": halves, "splits": splits,
             "split_half_spearman": _r(r), "split_half_ci_low": _r(lo), "split_half_ci_high": _r(hi),
             "reliability": _r(spearman_brown(r)), "reliability_ci_low": _r(spearman_brown(float(lo))),
             "reliability_ci_high": _r(spearman_brown(float(hi)))}
@@ -291,7 +349,9 @@ def build(runs: pd.DataFrame, items: pd.DataFrame, base_dev: pd.DataFrame, sourc
         return m, tasks, summary(m, k, method, extra={"schedule": schedule})
     sc = item_scores(items, base_dev, units, k, file=file)
     est = estimate(sc, list(sources), control, k, iters=iters, seed=seed)
-    rel = reliability(sc, list(sources), splits=max(20, iters // 5), seed=seed)
+    splits = max(20, iters // 5)
+    rel = reliability(sc, list(sources), splits=splits, seed=seed, halves="seeds")
+    item_rel = reliability(sc, list(sources), splits=splits, seed=seed, halves="items")
     parse = {"base": {t: _r(sc.base_parse[sc.groups == t].mean()) for t in sc.targets}}
     if control:
         c = units.index(control)
@@ -301,6 +361,7 @@ def build(runs: pd.DataFrame, items: pd.DataFrame, base_dev: pd.DataFrame, sourc
     extra = {
         "ci": "95%, hierarchical bootstrap over seeds and dev items",
         "reliability": rel,
+        "item_reliability": item_rel,
         "separable_subtasks": int(sum(v["separable"] for v in est.separation.values())),
         "separation": est.separation,
         "control": None if control is None else {

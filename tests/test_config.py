@@ -10,6 +10,8 @@ from supernova.evaluation import EvalConfig
 from supernova.rl_train import RLTrainConfig
 from supernova.score import ScoreConfig
 
+ROOT = Path(__file__).resolve().parents[1]
+
 
 def test_nested_sections_and_tuples():
     cfg = from_section(RLTrainConfig, {"rl_train": {"sft": {"enabled": False}, "grpo": {"max_steps": 3}}}, "rl_train")
@@ -43,10 +45,64 @@ def test_a_nested_error_names_the_full_path():
 
 
 def test_score_grpo_seed_is_refused_and_score_stage_reads_neither_tasks_nor_k():
+    from supernova.config import stage_params
+
     with pytest.raises(ParamsError, match="field score.grpo.seed: each utility run takes its seed from score.seeds"):
         from_section(ScoreConfig, {"score": {"grpo": {"seed": 3}}}, "score")
-    cfg = from_section(ScoreConfig, {"score": {"tasks": "not even a list", "k": 4}}, "score", ignore=("tasks", "k"))
-    assert cfg.tasks == () and cfg.k == ScoreConfig.k
+    params = {"score": {"tasks": "not even a list", "k": 4, "method": "rl"}}
+    cfg = from_section(ScoreConfig, stage_params(params, "score@a-r0", ROOT / "dvc.yaml"), "score")
+    assert cfg.method == "rl"                      # declared; tasks and k are not, so not validated either
+    for key in ("tasks", "k"):
+        with pytest.raises(ParamsError, match=f"dvc.yaml: field score.{key}: stage score@a-r0 reads this key"):
+            getattr(cfg, key)
+
+
+def test_a_stage_reading_a_key_it_does_not_declare_fails_naming_the_key_and_the_stage():
+    """A stage's params hold what it declares in dvc.yaml and nothing else: reading another key,
+    directly or as a config field, is a one-line error, never a silent default."""
+    from supernova.config import StageParams
+
+    params = {"seed": 0, "evaluate": {"n": 4}, "compute": {"threads": 1},
+              "score": {"method": "gradient", "k": 2, "tasks": ["a"]},
+              "rl_train": {"grpo": {"max_steps": 5, "beta": 0.1}, "sft": {"enabled": False}}}
+    sp = StageParams(params, ["score.method", "score.k", "rl_train.grpo.max_steps", "compute"], "demo")
+    assert sp["score"]["method"] == "gradient" and sp["compute"] == {"threads": 1}
+    cfg = from_section(ScoreConfig, sp, "score")
+    assert cfg.method == "gradient" and cfg.k == 2 and isinstance(cfg, ScoreConfig)
+    assert "tasks=<not declared>" in repr(cfg)
+    rl = from_section(RLTrainConfig, sp, "rl_train")
+    assert rl.grpo.max_steps == 5
+    reads = [("score.tasks", lambda: cfg.tasks), ("score.tasks", lambda: cfg.units),   # a property reads it too
+             ("rl_train.grpo.beta", lambda: rl.grpo.beta), ("rl_train.sft", lambda: rl.sft),
+             ("seed", lambda: sp.get("seed", 0)), ("evaluate", lambda: sp["evaluate"]),
+             ("score.tasks", lambda: sp["score"]["tasks"]), ("score.control", lambda: "control" in sp["score"])]
+    for key, read in reads:
+        with pytest.raises(ParamsError) as e:
+            read()
+        assert str(e.value).startswith(f"dvc.yaml: field {key}: stage demo reads this key") and "\n" not in str(e.value)
+    # declared but absent from params.yaml: the default, as anywhere
+    assert from_section(EvalConfig, StageParams({}, ["evaluate"], "demo"), "evaluate") == EvalConfig()
+
+
+def test_a_stage_script_that_reads_an_undeclared_key_exits_with_one_line(tmp_path, monkeypatch, capsys):
+    import shutil
+
+    from supernova import stage
+
+    shutil.copy(ROOT / "dvc.yaml", tmp_path / "dvc.yaml")
+    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+    monkeypatch.chdir(tmp_path)
+    seen = {}
+
+    def main(params):
+        seen["evaluate"] = from_section(EvalConfig, params, "evaluate").n
+        from_section(ScoreConfig, params, "score").k
+
+    with pytest.raises(SystemExit) as e:
+        stage.run("score@syllogism-r0", main)
+    assert e.value.code == 2 and seen["evaluate"] == 4
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("score@syllogism-r0: error: dvc.yaml: field score.k: stage score@syllogism-r0 reads")
 
 
 def test_a_misspelled_top_level_section_is_refused(tmp_path):

@@ -72,3 +72,23 @@ def test_halving_cannot_find_a_top_k_that_is_not_there():
     res = simulate(true, seeds=1, cfg=HalvingConfig(rank_by="mean"), seed_sd=0.02, noise_sd=0.03, k=2, trials=30,
                    rng=rng)
     assert res["topk_vs_exhaustive"] < 0.5
+
+
+def test_the_promote_stage_runs_on_the_params_it_declares(tmp_path):
+    """stages/promote.py under its dvc.yaml declaration (its params hold nothing else): round r0
+    promotes every task and the control; its check of score.control_tasks reads a declared key."""
+    import json
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    for name in ("dvc.yaml", "params.yaml"):
+        shutil.copy(root / name, tmp_path / name)
+    res = subprocess.run([sys.executable, str(root / "stages" / "promote.py"), "r0"], cwd=tmp_path,
+                         capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    decision = json.loads((tmp_path / "data/halving/r0/decision.json").read_text())
+    assert decision["promoted"] == ["syllogism", "basic_arithmetic", "letter_counting"]
+    assert json.loads((tmp_path / "data/halving/r0/format_control.json").read_text())["promoted"]

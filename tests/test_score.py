@@ -88,3 +88,45 @@ def test_score_config_checks_control_and_baseline():
         ScoreConfig(tasks=("a",), control_tasks=("b",)).require_tasks()
     with pytest.raises(ParamsError, match="score.schedule"):
         ScoreConfig(tasks=("a",), schedule="random")
+
+
+def test_the_gradient_proxy_writes_rows_at_the_k_that_utility_and_promote_rank_by(tiny_model, tmp_path,
+                                                                                  monkeypatch):
+    """score@<task> does not declare score.k (changing it must not rerun the runs), so the proxy,
+    which has no k of its own, writes its rows at every k of evaluate.k, which it declares; the
+    stages that declare score.k then find rows at it."""
+    import json
+    from pathlib import Path
+
+    import yaml
+
+    from supernova import paths
+    from supernova.config import from_section, stage_params
+    from supernova.generation import GenerationConfig
+    from supernova.hardware import ComputeConfig
+    from supernova.schema import ITEM, UTILITY, read_table, write_table
+    from supernova.score import ScoreConfig, score_unit
+
+    root = Path(__file__).resolve().parents[1]
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["score"].update(method="gradient", k=2, proxy_layers=1)
+    params["evaluate"]["k"] = [1, 2]
+    monkeypatch.chdir(tmp_path)
+    paths.BASE_MODEL.parent.mkdir(parents=True)
+    paths.BASE_MODEL.symlink_to(tiny_model)
+    write_table(paths.TARGET_DEV, pd.concat([frame("syllogism", 4), frame("basic_arithmetic", 4, seed=3)],
+                                            ignore_index=True), ITEM)
+    paths.promotion_file("r0", "syllogism").parent.mkdir(parents=True)
+    paths.promotion_file("r0", "syllogism").write_text(json.dumps({"promoted": True, "seeds": [0]}))
+    probed = frame("syllogism", 6).assign(kept=True)
+
+    sp = stage_params(params, "score@syllogism-r0", root / "dvc.yaml")
+    cfg = from_section(ScoreConfig, sp, "score")
+    score_unit("syllogism", "r0", None, probed, cfg, from_section(EvalConfig, sp, "evaluate"),
+               from_section(PromptConfig, sp, "prompt"), from_section(GenerationConfig, sp, "generation"),
+               from_section(ComputeConfig, sp, "compute"))
+    rows = read_table(paths.score_dir("r0", "syllogism") / "utility.parquet", UTILITY)
+    assert sorted(set(rows["k"])) == [1, 2] and (rows["method"] == "gradient").all()
+    for stage in ("promote-r1", "utility"):
+        k = from_section(ScoreConfig, stage_params(params, stage, root / "dvc.yaml"), "score").k
+        assert k == 2 and len(rows[rows["k"] == k]) == 2          # one row per target sub-task

@@ -81,6 +81,24 @@ def test_hierarchical_bootstrap_covers_a_known_gain_despite_seed_variance():
     assert hits_avg / sims < 0.8
 
 
+def test_hierarchical_bootstrap_covers_the_mean_over_subtasks_with_a_seed_effect_shared_by_all():
+    """A run's seed effect (sd 0.1) moves all four sub-tasks of that run together, as one trained
+    model is scored on every sub-task. One seed draw per replicate, shared by the sub-tasks, keeps
+    that variance in the mean over sub-tasks; a fresh draw per sub-task would average it away and
+    the interval of the mean would cover far below 95%."""
+    from supernova.stats import hierarchical_bootstrap
+
+    rng = np.random.default_rng(11)
+    groups = np.repeat(np.arange(4), 24)
+    hits, sims = 0, 200
+    for i in range(sims):
+        trained, base = _seed_dominated(rng, seeds=6, items=len(groups))
+        reps = hierarchical_bootstrap([trained], base, groups, iters=400, seed=i)[:, 0, :].mean(axis=1)
+        lo, hi = np.quantile(reps, [0.025, 0.975])
+        hits += lo <= 0.05 <= hi
+    assert 0.88 <= hits / sims <= 0.99
+
+
 def test_hierarchical_bootstrap_keeps_units_paired():
     from supernova.stats import hierarchical_bootstrap
 
@@ -101,3 +119,16 @@ def test_spearman_ci_and_t_ci():
     assert spearman_brown(0.5) == pytest.approx(2 / 3)
     m, lo, hi = mean_t_ci([0.1, 0.2, 0.3])
     assert m == pytest.approx(0.2) and lo < 0.2 < hi and hi - lo == pytest.approx(2 * 4.303 * 0.1 / 3 ** 0.5, rel=1e-3)
+
+
+def test_spearman_brown_stays_within_a_correlations_bounds():
+    """2r / (1 + r) leaves [-1, 1] for r < -1/3 (r = -0.58 gave -2.76). The projection is bounded
+    and non-decreasing; a negative split-half correlation projects to 0 (no reliability)."""
+    from supernova.stats import spearman_brown
+
+    rs = np.linspace(-1, 1, 201)
+    proj = np.array([spearman_brown(r) for r in rs])
+    assert ((proj >= -1) & (proj <= 1)).all() and (np.diff(proj) >= 0).all()
+    assert spearman_brown(-0.58) == 0.0 and spearman_brown(-1.0) == 0.0 and spearman_brown(0.0) == 0.0
+    assert spearman_brown(1.0) == 1.0 and spearman_brown(0.25) == pytest.approx(0.4)
+    assert math.isnan(spearman_brown(float("nan")))
