@@ -11,6 +11,8 @@ kind gives one (``meta["split"]``, e.g. BBEH's mini set as dev), else a seeded d
 ``target_dev_size`` dev and ``target_test_size`` test items per sub-task. A target entry with
 ``role: eval`` is evaluated only: all its items go to test (``meta["role"] = "eval"``), none to
 dev, so scoring, utility and mixing never see it; evaluate reports it as out-of-distribution.
+Odd items a target keeps as the benchmark gives them (a source kind's ``kept_as_given``, e.g. an
+MMLU-Pro question whose gold option's text occurs twice) are counted in the report.
 
 Every item records the answer checker it is scored with (``meta["checker"]``: the entry's
 ``checker``, else ``answer.checker``).
@@ -277,6 +279,7 @@ def ingest(cfg: IngestConfig, *, seed: int, prompt: PromptConfig, tokenizer=None
         "targets": {t.task: {"dev": t.skipped.pop("split_dev"), "test": t.skipped.pop("split_test"),
                              "format": t.format, "origin": t.origin,
                              "dropped": {k: v for k, v in sorted(t.skipped.items())},
+                             **({"kept_as_given": dict(sorted(t.kept_as_given.items()))} if t.kept_as_given else {}),
                              **({"role": "eval"} if t.role == "eval" else {}),
                              **({"name_in_source": t.name_in_source} if t.name_in_source else {})}
                     for t in targets},

@@ -189,11 +189,12 @@ def test_an_eval_only_target_goes_to_test_whole_and_never_to_dev():
     res = ingest(cfg(targets=[cfg().targets[0], mmlu]), seed=0, prompt=PromptConfig())
     assert set(res.dev["task"]) == {"tgt"}
     ood = res.test[res.test["task"].isin(["computer_science", "math"])]
-    assert len(ood) == 8 and {json.loads(m)["role"] for m in ood["meta"]} == {"eval"}
+    assert len(ood) == 9 and {json.loads(m)["role"] for m in ood["meta"]} == {"eval"}
     assert res.report["targets"]["computer_science"] == {
         "dev": 0, "test": 4, "format": "mcq_given", "origin": mmlu["dataset"], "dropped": {}, "role": "eval",
         "name_in_source": "computer science"}
-    assert res.report["targets"]["math"]["dropped"] == {"fewer_than_two_choices": 1}
+    assert res.report["targets"]["math"]["dropped"] == {}                     # kept whole, the odd row counted
+    assert res.report["targets"]["math"]["kept_as_given"] == {"gold_text_repeated": 1}
 
 
 def test_role_is_for_targets_only():
