@@ -36,6 +36,7 @@ def test_outputs_metrics_and_manifests(ran):
     # the evaluation-only MMLU-Pro-layout target: reported on its own, never in dev, utility or the mixture
     assert set(ev["ood"]["subtasks"]) == {"computer_science", "math"}
     assert ev["ood"]["subtasks"]["math"]["items"] == 5 and ev["ood"]["subtasks"]["computer_science"]["items"] == 4
+    assert set(ev["ood"]["chance"]) == set(ev["ood"]["base"]) and 0 <= ev["ood"]["parse_rate"]["trained"] <= 1
     import pandas as pd
     dev = pd.read_parquet(ran / "data" / "items" / "targets" / "dev.parquet")
     assert set(dev["task"]) == {"course_schedule", "leg_counting"}
