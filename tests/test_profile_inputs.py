@@ -32,7 +32,7 @@ DESTINATIONS = {SUPERNI, BBEH, BBH, MMLU_HUB, MMLU_SUPERNOVA}
 def readme_destinations() -> set[str]:
     """The paths under inputs/ that README's commands write: `-o <dest>` of `dvc import`, the
     Parquet file of the `datasets` export; a per-task destination counts as its folder."""
-    found = set(re.findall(r"-o (inputs/\S+)", README)) | set(re.findall(r"to_parquet\(\"(inputs/[^\"]+)\"\)", README))
+    found = set(re.findall(r"-o (inputs/[^\s`]+)", README)) | set(re.findall(r"to_parquet\(\"(inputs/[^\"]+)\"\)", README))
     return {str(Path(d).parent) if "$" in d or "<" in d else d for d in found}
 
 
