@@ -16,7 +16,7 @@ import yaml
 
 from conftest import dvc, make_project
 from supernova.config import load_params
-from supernova.profile import apply
+from supernova.profile import apply, merge
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures"
@@ -32,7 +32,8 @@ DESTINATIONS = {SUPERNI, BBEH, BBH, MMLU_HUB, MMLU_SUPERNOVA}
 def readme_destinations() -> set[str]:
     """The paths under inputs/ that README's commands write: `-o <dest>` of `dvc import`, the
     Parquet file of the `datasets` export; a per-task destination counts as its folder."""
-    found = set(re.findall(r"-o (inputs/[^\s`]+)", README)) | set(re.findall(r"to_parquet\(\"(inputs/[^\"]+)\"\)", README))
+    found = set(re.findall(r"-o (inputs/[^\s`]+)", README))
+    found |= set(re.findall(r"to_parquet\(\"(inputs/[^\"]+)\"\)", README))
     return {str(Path(d).parent) if "$" in d or "<" in d else d for d in found}
 
 
@@ -48,8 +49,6 @@ def named(params: dict, kind: str, field: str = "tasks") -> list[str]:
 def profile_params(names: list[str]) -> dict:
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     for name in names:
-        from supernova.profile import merge
-
         merge(params, yaml.safe_load((ROOT / "params" / name).read_text()))
     return params
 
@@ -106,7 +105,8 @@ def test_readme_names_every_destination_and_no_profile_reads_anything_else():
                     assert any(value == d or value.startswith(d + "/") for d in DESTINATIONS), (name, value)
 
 
-@pytest.mark.parametrize("where", ["README.md", "ARCHITECTURE.md", "inputs/README.md", *(f"params/{p}" for p in PROFILES)])
+@pytest.mark.parametrize("where", ["README.md", "ARCHITECTURE.md", "inputs/README.md",
+                                   *(f"params/{p}" for p in PROFILES)])
 def test_no_profile_or_doc_points_outside_the_project(where):
     text = (ROOT / where).read_text()
     assert "../shared" not in text and "../bbeh" not in text, where
