@@ -30,6 +30,7 @@ class RawExample:
     answers: list[str]                      # first is canonical, the rest are accepted aliases
     meta: dict[str, Any] = field(default_factory=dict)
     choices: list[str] | None = None        # given by the source (BIG-bench target_scores)
+    gold: int | None = None                 # the gold choice's index, when the source gives one (its text may repeat)
 
 
 def choose_format(examples: list[RawExample], fmt: str, *, label_set_max: int, num_choices: int) -> str:
@@ -77,7 +78,8 @@ def make_items(examples: list[RawExample], *, source: str, task: str, skill: str
         meta = dict(e.meta)
         if chosen == "mcq_given":
             choices = list(e.choices or [])
-            golds = [j for j, c in enumerate(choices) if normalize(c) == normalize(gold)]
+            golds = [e.gold] if e.gold is not None else [j for j, c in enumerate(choices)
+                                                           if normalize(c) == normalize(gold)]
             if not golds:
                 raise InputError("gold answer is not among the choices", task=task, field="choices")
             items.append(Item(source, task, skill, e.question, choice_letter(golds[0]), choices, "mcq", meta))

@@ -7,10 +7,13 @@ utility) and a held-out test split (used only by evaluate).
 A target benchmark stays whole: deduplication and the prompt-length filter apply to sources only.
 A target item whose prompt is too long stops ingest with an error naming it; an item a benchmark
 lists twice is kept twice (the repeat gets its own uid). The split is the benchmark's own when its
-kind gives one (``meta["split"]``, e.g. BBEH's mini set as dev), else a seeded draw of
+kind gives one (``meta["split"]``, e.g. BBEH's mini set as dev; its test split drawn down to
+``target_test_size`` items per sub-task unless that is ``null``), else a seeded draw of
 ``target_dev_size`` dev and ``target_test_size`` test items per sub-task. A target entry with
 ``role: eval`` is evaluated only: all its items go to test (``meta["role"] = "eval"``), none to
 dev, so scoring, utility and mixing never see it; evaluate reports it as out-of-distribution.
+Odd items a target keeps as the benchmark gives them (a source kind's ``kept_as_given``, e.g. an
+MMLU-Pro question whose gold option's text occurs twice) are counted in the report.
 
 Every item records the answer checker it is scored with (``meta["checker"]``: the entry's
 ``checker``, else ``answer.checker``).
@@ -46,8 +49,10 @@ class IngestConfig:
     Attributes:
         sources: candidate source tasks, a list of ``{kind: ..., ...}`` entries.
         targets: target sub-tasks (the benchmark), same entry form; each task is one sub-task.
-        target_dev_size: items per sub-task in the dev split (utility is measured there).
-        target_test_size: items per sub-task in the test split (``null``: all the rest).
+        target_dev_size: items per sub-task in the dev split (utility is measured there), when the
+            benchmark gives no split of its own (BBEH's mini set is its dev split, kept whole).
+        target_test_size: items per sub-task in the test split (``null``: all the rest); of a
+            benchmark's own test split, a seeded draw of that many.
         decontam_ngram: a source item sharing any word n-gram of this length with a target item
             (or equal to one, when shorter) is dropped.
         dedup: drop exact duplicates (same normalised question and answer) among source items
@@ -196,7 +201,10 @@ def _split(t: TaskItems, cfg: IngestConfig, seed: int) -> tuple[list[Item], list
         dev = [it for it in t.items if it.meta.get("split") == "dev"]
         if not dev:
             raise InputError("the benchmark's dev split has no item of this sub-task", file=t.origin, task=t.task)
-        return dev, [it for it in t.items if it.meta.get("split") != "dev"]
+        test = [it for it in t.items if it.meta.get("split") != "dev"]
+        if cfg.target_test_size is not None and cfg.target_test_size < len(test):
+            test = random.Random(f"{seed}:test:{t.task}").sample(test, cfg.target_test_size)
+        return dev, test
     items = list(t.items)
     random.Random(f"{seed}:split:{t.task}").shuffle(items)
     if len(items) < 2:
@@ -277,6 +285,7 @@ def ingest(cfg: IngestConfig, *, seed: int, prompt: PromptConfig, tokenizer=None
         "targets": {t.task: {"dev": t.skipped.pop("split_dev"), "test": t.skipped.pop("split_test"),
                              "format": t.format, "origin": t.origin,
                              "dropped": {k: v for k, v in sorted(t.skipped.items())},
+                             **({"kept_as_given": dict(sorted(t.kept_as_given.items()))} if t.kept_as_given else {}),
                              **({"role": "eval"} if t.role == "eval" else {}),
                              **({"name_in_source": t.name_in_source} if t.name_in_source else {})}
                     for t in targets},

@@ -24,13 +24,24 @@ def _with_ci(value: float, low: float, high: float) -> dict[str, float]:
     return {"value": round(value, 4), "ci_low": round(low, 4), "ci_high": round(high, 4)}
 
 
+def _overall_parse_rate(results: pd.DataFrame) -> float:
+    """The share of all completions of ``results`` with an answer the checker can read."""
+    n = int(results["n"].sum())
+    return round(float(results["parsed"].sum() / n), 4) if n else 0.0
+
+
 def _block(base: pd.DataFrame, trained: pd.DataFrame, ev: EvalConfig, chance: dict[str, dict[str, float]]) -> dict[str, Any]:
     """Aggregates, gains and per-sub-task entries (pass@k with CIs, gain, chance level, parse rate)
-    of base vs trained on one set of sub-tasks."""
+    of base vs trained on one set of sub-tasks; over all of them, the chance level's aggregates
+    (those of a uniform guesser, computed as pass@k's) and the parse rates."""
     tb = per_task_pass_at_k(base, ev.k, iters=ev.bootstrap, seed=ev.seed)
     tt = per_task_pass_at_k(trained, ev.k, iters=ev.bootstrap, seed=ev.seed)
     sb, st = summary(tb), summary(tt)
-    block: dict[str, Any] = {"base": sb, "trained": st, "gain": {}, "subtasks": {}}
+    zero = {f"pass@{k}": 0.0 for k in ev.k}
+    guesser = tb.assign(pass_at_k=[chance.get(r.task, zero)[f"pass@{r.k}"] for r in tb.itertuples()])
+    block: dict[str, Any] = {"base": sb, "trained": st, "gain": {}, "chance": summary(guesser),
+                             "parse_rate": {"base": _overall_parse_rate(base), "trained": _overall_parse_rate(trained)},
+                             "subtasks": {}}
     for key in sb:
         block["gain"][key] = {m: round(st[key][m] - sb[key][m], 4) for m in AGGREGATES}
     gains = {k: paired_gain(base, trained, k, iters=ev.bootstrap, seed=ev.seed) for k in ev.k}
@@ -45,7 +56,7 @@ def _block(base: pd.DataFrame, trained: pd.DataFrame, ev: EvalConfig, chance: di
             r = g[g["task"] == task].iloc[0]
             entry["gain"][f"pass@{k}"] = _with_ci(r.gain, r.ci_low, r.ci_high)
         entry["items"] = int(tb[tb["task"] == task]["n_items"].iloc[0])
-        entry["chance"] = chance.get(task, {f"pass@{k}": 0.0 for k in ev.k})
+        entry["chance"] = chance.get(task, zero)
         entry["parse_rate"] = {"base": parsed_b[task], "trained": parsed_t[task]}
         block["subtasks"][task] = entry
     return block
@@ -111,18 +122,24 @@ def _tables(results: dict[str, dict[str, Any]], k: int, title: str) -> list[str]
         lines.append(f"| {t} | {e['items']} | {100 * e['chance'][key]:.1f} | {100 * e['parse_rate']['base']:.1f} | "
                      + " | ".join(f"{100 * results[n]['subtasks'][t]['parse_rate']['trained']:.1f}" for n in names)
                      + " |")
+    overall = all("chance" in r and "parse_rate" in r for r in results.values())   # reports before them lack both
+    if overall:
+        items = sum(any_run["subtasks"][t]["items"] for t in subtasks)
+        lines.append(f"| all (over items) | {items} | {100 * any_run['chance'][key]['mean_over_items']:.1f} | "
+                     f"{100 * any_run['parse_rate']['base']:.1f} | "
+                     + " | ".join(f"{100 * results[n]['parse_rate']['trained']:.1f}" for n in names) + " |")
     ks = list(any_run["base"])
     lines += ["", f"### {title}: means (%): over sub-tasks / BBEH adjusted harmonic / over items", "",
               "| model | " + " | ".join(ks) + " |", "|---" * (len(ks) + 1) + "|"]
-    for name, res, which in rows:
+    for name, res, which in rows + ([("chance", any_run, "chance")] if overall else []):
         lines.append(f"| {name} | " + " | ".join(_means(res[which][kk]) for kk in ks) + " |")
     return lines
 
 
 def table(results: dict[str, dict[str, Any]], k: int) -> str:
     """Markdown: pass@k per sub-task with CIs (base first) and the three aggregates, chance level
-    and parse rate per sub-task, the aggregates for every k; then the same for evaluation-only
-    (out-of-distribution) targets, if any."""
+    and parse rate per sub-task and over all of them, the aggregates for every k with the chance
+    level's; then the same for evaluation-only (out-of-distribution) targets, if any."""
     lines = _tables(results, k, "Targets")
     if all("ood" in r for r in results.values()):
         lines += [""] + _tables({n: r["ood"] for n, r in results.items()}, k,

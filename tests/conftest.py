@@ -10,8 +10,10 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PROJECT_FILES = ["dvc.yaml", "params.yaml", "params", "inputs", "stages", "supernova", ".dvc/config", ".dvc/plots",
-                 ".dvcignore", ".gitignore", "tests/fixtures/mmlu_pro"]
+#: what a test project copies of this repository: of inputs/ only what git tracks (a developer's
+#: imported data stays behind)
+PROJECT_FILES = ["dvc.yaml", "params.yaml", "params", "inputs/README.md", "inputs/.gitignore", "stages", "supernova",
+                 ".dvc/config", ".dvc/plots", ".dvcignore", ".gitignore", "tests/fixtures/mmlu_pro"]
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

@@ -189,11 +189,24 @@ def test_an_eval_only_target_goes_to_test_whole_and_never_to_dev():
     res = ingest(cfg(targets=[cfg().targets[0], mmlu]), seed=0, prompt=PromptConfig())
     assert set(res.dev["task"]) == {"tgt"}
     ood = res.test[res.test["task"].isin(["computer_science", "math"])]
-    assert len(ood) == 8 and {json.loads(m)["role"] for m in ood["meta"]} == {"eval"}
+    assert len(ood) == 9 and {json.loads(m)["role"] for m in ood["meta"]} == {"eval"}
     assert res.report["targets"]["computer_science"] == {
         "dev": 0, "test": 4, "format": "mcq_given", "origin": mmlu["dataset"], "dropped": {}, "role": "eval",
         "name_in_source": "computer science"}
-    assert res.report["targets"]["math"]["dropped"] == {"fewer_than_two_choices": 1}
+    assert res.report["targets"]["math"]["dropped"] == {}                     # kept whole, the odd row counted
+    assert res.report["targets"]["math"]["kept_as_given"] == {"gold_text_repeated": 1}
+
+
+def test_a_benchmarks_own_test_split_is_drawn_down_to_target_test_size_and_its_dev_split_kept():
+    whole = ingest(bbeh_cfg(target_test_size=None), seed=0, prompt=PromptConfig())
+    drawn = ingest(bbeh_cfg(target_test_size=2), seed=0, prompt=PromptConfig())
+    assert whole.test.groupby("task").size().to_dict() == {
+        "bbeh_boolean_expressions": 3, "bbeh_sarc_triples": 2, "bbeh_spatial_reasoning": 3}
+    assert drawn.test.groupby("task").size().to_dict() == {
+        "bbeh_boolean_expressions": 2, "bbeh_sarc_triples": 2, "bbeh_spatial_reasoning": 2}
+    assert set(drawn.test["uid"]) < set(whole.test["uid"]) and drawn.dev.equals(whole.dev)
+    again = ingest(bbeh_cfg(target_test_size=2), seed=0, prompt=PromptConfig())
+    assert again.test["uid"].tolist() == drawn.test["uid"].tolist()             # seeded
 
 
 def test_role_is_for_targets_only():

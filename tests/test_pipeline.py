@@ -35,7 +35,8 @@ def test_outputs_metrics_and_manifests(ran):
         assert entry["chance"]["pass@1"] > 0 and 0 <= entry["parse_rate"]["trained"] <= 1
     # the evaluation-only MMLU-Pro-layout target: reported on its own, never in dev, utility or the mixture
     assert set(ev["ood"]["subtasks"]) == {"computer_science", "math"}
-    assert ev["ood"]["subtasks"]["math"]["items"] == 4 and ev["ood"]["subtasks"]["computer_science"]["items"] == 4
+    assert ev["ood"]["subtasks"]["math"]["items"] == 5 and ev["ood"]["subtasks"]["computer_science"]["items"] == 4
+    assert set(ev["ood"]["chance"]) == set(ev["ood"]["base"]) and 0 <= ev["ood"]["parse_rate"]["trained"] <= 1
     import pandas as pd
     dev = pd.read_parquet(ran / "data" / "items" / "targets" / "dev.parquet")
     assert set(dev["task"]) == {"course_schedule", "leg_counting"}
@@ -52,7 +53,7 @@ def test_outputs_metrics_and_manifests(ran):
     assert "computer_science" not in (ran / "mixture.yaml").read_text()
     ingested = json.loads((ran / "metrics" / "ingest.json").read_text())["targets"]
     assert ingested["computer_science"]["name_in_source"] == "computer science"
-    assert ingested["math"]["dropped"] == {"fewer_than_two_choices": 1}
+    assert ingested["math"]["kept_as_given"] == {"gold_text_repeated": 1} and ingested["math"]["dropped"] == {}
 
     per_item = pd.read_parquet(ran / "data" / "eval" / "trained.parquet")
     pass1 = (per_item["correct"] / per_item["n"]).groupby(per_item["task"]).mean()

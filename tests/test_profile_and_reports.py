@@ -99,8 +99,20 @@ def test_eval_report_keeps_every_number_a_scalar_for_dvc():
     assert metrics["ood"]["subtasks"]["ood"]["parse_rate"]["base"] == 0.5
     assert metrics["ood"]["base"]["pass@1"]["mean_over_subtasks"] == 0.125
     assert [c["k"] for c in curve] == [1, 4] and len(bars) == 6
+    # over all sub-tasks of a block: the guesser's aggregates and the parse rates
+    assert metrics["chance"]["pass@1"] == {"mean_over_subtasks": 0.25, "bbeh_adjusted_harmonic_mean": 0.26,
+                                           "mean_over_items": 0.25}
+    assert metrics["parse_rate"] == {"base": 0.875, "trained": 1.0}                 # (4+2+4+4)/16, 16/16
+    assert metrics["ood"]["chance"]["pass@1"]["mean_over_items"] == 0.5               # 2 options
+    assert metrics["ood"]["chance"]["pass@4"]["mean_over_subtasks"] == 0.9375         # 1 - (1/2)^4
+    assert metrics["ood"]["parse_rate"] == {"base": 0.5, "trained": 1.0}
     text = table({"trained": metrics}, 4)
     assert "### Out-of-distribution (evaluation-only) targets: pass@4 per sub-task" in text
+    # chance pass@4: a 1 - 0.75^4 = 68.4 per item, b (93.75 + 0) / 2 = 46.9; over the 4 items 57.6
+    assert "| all (over items) | 4 | 57.6 | 87.5 | 100.0 |" in text
+    assert "| chance | 25.0 / 26.0 / 25.0 | 57.6 / 56.6 / 57.6 |" in text
+    assert "| all (over items) | 2 | 93.8 | 50.0 | 100.0 |" in text                  # the OOD block's
+    assert "| chance | 50.0 / 51.0 / 50.0 | 93.8 / 94.8 / 93.8 |" in text
 
 
 def test_seeded_runs_set_every_seed_key_and_the_mode():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -116,3 +117,20 @@ def test_one_file_tasks_filter_and_cap():
 ])
 def test_split_options(text, expected):
     assert split_options(text) == expected
+
+
+def test_lettered_options_in_a_bbeh_input_without_a_header_count_for_the_chance_level(tmp_path):
+    from supernova.sources.bigbench import lettered_options
+
+    question = "Which caption is the funniest?\n(A) one\n(B) two,\nover two lines\n(C) three\n"
+    assert lettered_options(question) == 3
+    assert lettered_options("(A) one\n(C) three") == 0 and lettered_options("No options. (A)") == 0
+    assert lettered_options("(A) one\n(B) two\nPick one.\n(A) yes\n(B) no\n(C) maybe") == 3   # the last list
+    sub = tmp_path / "bbeh_nycc"
+    sub.mkdir()
+    (sub / "task.json").write_text(json.dumps({"examples": [
+        {"input": question, "target": "(B)"}, {"input": question, "target": "(D)"},
+        {"input": "How many? Reply with a number.", "target": "3"}]}))
+    [t] = load(str(tmp_path), format="exact", verbatim=True).values()
+    assert [it.meta.get("num_options") for it in t.items] == [3, None, None]   # (D) is not among them
+    assert t.items[0].question == question and t.items[0].answer_type == "exact"

@@ -112,16 +112,51 @@ def test_hub_id_offline_is_a_clear_error():
 MMLU_PRO = Path(__file__).resolve().parent / "fixtures" / "mmlu_pro" / "test.jsonl"
 
 
-def test_mmlu_pro_layout_categories_become_task_names_short_rows_are_skipped_and_index_answers():
-    tasks = load(MMLU_PRO, split="test", task_column="category", columns={"choices": "options",
-                                                                          "answer_index": "answer_index"})
+MMLU_COLUMNS = {"choices": "options", "answer_index": "answer_index"}
+
+
+def test_mmlu_pro_layout_categories_become_task_names_and_index_answers():
+    tasks = load(MMLU_PRO, split="test", task_column="category", columns=MMLU_COLUMNS)
     assert sorted(tasks) == ["computer_science", "math"]
     cs, math = tasks["computer_science"], tasks["math"]
     assert cs.name_in_source == "computer science" and math.name_in_source is None
-    assert math.skipped == {"fewer_than_two_choices": 1} and len(math.items) == 4
+    assert math.skipped == {"ambiguous_choices": 1} and len(math.items) == 4    # a source skips "'1'" beside "1"
     grade = cs.items[2]                     # option texts are letters: the index, not the letter, picks the gold
     assert (grade.answer, grade.choices[0]) == ("A", "B")
     assert len(cs.items[3].choices) == 10 and cs.items[3].answer == "B"
+
+
+def load_target(dataset, role="eval", **kw):
+    entry = {"kind": "hf", "dataset": str(dataset), "split": "test", "role": role, **kw}
+    return {t.task: t for t in load_entry(entry, "ingest.targets[1]", 0)}
+
+
+@pytest.mark.parametrize("role", ["eval", "target"])
+def test_a_target_keeps_a_repeated_gold_text_scored_by_its_index_and_counts_it(role):
+    math = load_target(MMLU_PRO, role, task_column="category", columns=MMLU_COLUMNS)["math"]
+    assert len(math.items) == 5 and math.skipped == {} and math.kept_as_given == {"gold_text_repeated": 1}
+    [odd] = [it for it in math.items if it.meta.get("gold_text_repeated")]
+    assert (odd.choices, odd.answer) == (["'1'", "0", "1", "-1"], "C")            # the row's answer_index 2, not A
+    assert is_correct("The answer is: (C)", answer=odd.answer, answer_type="mcq", choices=odd.choices)
+    assert not is_correct("The answer is: (A)", answer=odd.answer, answer_type="mcq", choices=odd.choices)
+
+
+SUPERNOVA_MMLU = MMLU_PRO.parent / "supernova.json"
+
+
+def test_supernovas_mmlu_pro_copy_reads_by_src_and_tasks_selects():
+    every = load_target(SUPERNOVA_MMLU, task_column="src", columns=MMLU_COLUMNS)
+    assert sorted(every) == ["ori_mmlu-elementary_mathematics", "ori_mmlu-high_school_biology",
+                             "ori_mmlu-high_school_psychology", "ori_mmlu-professional_law", "stemez-Business"]
+    heart = every["ori_mmlu-high_school_biology"].items[0]
+    assert (heart.answer, heart.choices[2], heart.answer_type) == ("C", "Heart", "mcq")
+    chosen = load_target(SUPERNOVA_MMLU, task_column="src", columns=MMLU_COLUMNS, max_items=1,
+                         tasks=["stemez-Business", "ori_mmlu-high_school_psychology"])
+    assert {t: len(v.items) for t, v in chosen.items()} == {"stemez-Business": 1, "ori_mmlu-high_school_psychology": 1}
+    spelled = load_target(MMLU_PRO, task_column="category", columns=MMLU_COLUMNS, tasks=["computer science"])
+    assert list(spelled) == ["computer_science"]                          # as the column spells it, or as the task
+    with pytest.raises(InputError, match=r"field tasks: no task 'stemez-Biology' \(available: ori_mmlu-"):
+        load_target(SUPERNOVA_MMLU, task_column="src", columns=MMLU_COLUMNS, tasks=["stemez-Biology"])
 
 
 def test_letter_answers_can_be_read_as_option_text_which_is_why_the_index_column_exists():

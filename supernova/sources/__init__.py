@@ -3,7 +3,8 @@
 A kind is a function ``load(entry: dict, seed: int) -> list[TaskItems]`` registered with
 :func:`register`; the entry's ``kind`` field selects it. Every kind builds its items through
 :func:`supernova.formats.make_items`, so the multiple-choice and exact formats are the same
-whatever the origin.
+whatever the origin. A loader sees the entry's ``role`` resolved: ``source``, ``target`` or
+``eval`` (the ``hf`` kind keeps every row of a target, where it skips the odd rows of a source).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ COMMON_FIELDS: dict[str, Any] = {
     "role": None,           # targets only: "eval" = evaluation only (all items to test; see ingest)
 }
 ROLES = ("target", "eval")
+SOURCE = "source"          # the role a loader sees for an entry of ingest.sources
 
 
 @dataclass
@@ -42,6 +44,7 @@ class TaskItems:
     format: str
     origin: str                       # file or generator the items came from
     skipped: dict[str, int] = field(default_factory=dict)   # reason -> count
+    kept_as_given: dict[str, int] = field(default_factory=dict)  # odd items a target keeps as given: reason -> count
     name_in_source: str | None = None  # the task's name as the source spells it, when it had to be changed
     checker: str | None = None        # the entry's checker override
     role: str = "target"              # targets: "target" (dev + test) or "eval" (test only)
@@ -105,10 +108,12 @@ def load_entry(entry: Any, where: str, seed: int) -> list[TaskItems]:
     if resolved["checker"] is not None:
         check_checker(resolved["checker"], f"{where}.checker")
     role = resolved["role"] or "target"
-    if role not in ROLES or (role != "target" and not where.startswith("ingest.targets")):
-        allowed = list(ROLES) if where.startswith("ingest.targets") else ["target (sources have no role)"]
+    is_target = where.startswith("ingest.targets")
+    if role not in ROLES or (role != "target" and not is_target):
+        allowed = list(ROLES) if is_target else ["target (sources have no role)"]
         raise ParamsError(f"must be one of {allowed}, got {resolved['role']!r}", file="params.yaml",
                           field=f"{where}.role")
+    resolved["role"] = role if is_target else SOURCE
     try:
         tasks = loader(resolved, resolved["seed"])
     except ParamsError as e:

@@ -26,7 +26,9 @@ options (``target_not_an_option``), or whose gold option's text occurs twice
 (``ambiguous_options``) are skipped and counted. With ``format: exact`` a sub-task whose targets
 are option texts (``- Yes``/``- No``) stays free-form; letter targets always need the choices.
 If fewer than half of the inputs have an options block, letter targets stay exact answers with
-the bare letter as an alias.
+the bare letter as an alias. A free-form item whose target is a letter among options written into
+its input (an ``Options:`` block, or lines starting ``(A)``, ``(B)``, ... as BBEH writes some
+sub-tasks) records how many there are (``num_options``), for the chance level.
 
 ``columns: {rationale: <key>}`` names a key of the examples that holds a worked solution (e.g. a
 BBH example written with its chain of thought); its text becomes the item's ``meta["rationale"]``,
@@ -229,15 +231,33 @@ def free_form_spellings(answers: list[str]) -> list[str]:
     return [s for s in dict.fromkeys(out) if s not in answers]
 
 
+def lettered_options(text: str) -> int:
+    """How many options the input's last lettered list has: lines starting ``(A) ``, ``(B) ``, ...
+    in letter order from its last ``(A)`` line on (an option may run over several lines), with no
+    ``Options:`` header needed (BBEH's disambiguation_qa, nycc and boolean_expressions write their
+    options so); 0 when there is no such list of two or more."""
+    lines = [ln.strip() for ln in text.splitlines()]
+    starts = [i for i, ln in enumerate(lines) if ln.startswith("(A)")]
+    if not starts:
+        return 0
+    letters = [m.group(1) for ln in lines[starts[-1]:] if (m := _LETTER_OPTION.match(ln))]
+    return len(letters) if len(letters) >= 2 and letters == [chr(ord("A") + i) for i in range(len(letters))] else 0
+
+
 def free_form_example(p: Parsed) -> RawExample:
     """An example kept as written: the input is the question, the targets the answers."""
     meta: dict[str, Any] = p.meta()
     spellings = free_form_spellings(p.answers)
     if spellings:
         meta["spellings"] = spellings
+    # multiple choice written into the input: the number of options, for the chance level
     block = split_options(p.text)
     if block is not None and isinstance(gold_index(p.answers[0], block[1], block[2]), int):
-        meta["num_options"] = len(block[1])   # multiple choice written into the input: for the chance level
+        meta["num_options"] = len(block[1])
+    elif block is None and (m := _LETTER_TARGET.match(p.answers[0])):
+        n = lettered_options(p.text)
+        if ord(m.group(1)) - ord("A") < n:
+            meta["num_options"] = n
     return RawExample(p.text, list(p.answers), meta)
 
 

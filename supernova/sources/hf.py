@@ -12,15 +12,27 @@ Answers: a string, a list of strings (the first canonical, the rest aliases), a 
 boolean (written as text). With a ``choices`` column the answer selects a choice: its text, a
 letter ("B"), or an integer index (0-based); ``columns.answer_index`` names an integer column
 giving the 0-based index instead (MMLU-Pro's ``answer_index``), which is used in place of
-``answer`` and is never mistaken for an option's text. Rows whose gold choice's text occurs twice
-among the choices have no single gold letter and are skipped (``ambiguous_choices``); rows with
-fewer than two choices are skipped too (``fewer_than_two_choices``).
+``answer`` and is never mistaken for an option's text.
+
+Two kinds of multiple-choice rows are odd. In a source they are skipped and counted: rows whose
+gold choice's text occurs twice among the choices (``ambiguous_choices``) and rows with fewer than
+two choices (``fewer_than_two_choices``). A target (``role: target`` or ``eval``) keeps every row,
+as the benchmark gives it: a repeated gold text is kept, its gold the row's own index or letter,
+and counted (``kept_as_given: {gold_text_repeated: n}`` in ingest's report); a row with fewer than
+two choices cannot be posed as multiple choice and stops ingest naming the file, task and row.
 
 The task is ``task``, or each row's ``task_column`` value, or else the dataset's name (file stem
 or the last part of the hub id, with ``-<name>`` for a config). A ``task_column`` value that is not
 a valid task name ("computer science") becomes one ("computer_science"); ingest reports the
-original as ``name_in_source``. With ``HF_HUB_OFFLINE=1`` a hub id that is not in the local cache
+original as ``name_in_source``. ``tasks`` keeps only the rows of the tasks it names (by task name
+or as the column spells them). With ``HF_HUB_OFFLINE=1`` a hub id that is not in the local cache
 is a one-line error.
+
+MMLU-Pro comes in two layouts, both read by this kind: the hub's (``TIGER-Lab/MMLU-Pro``, test
+split exported to a local file; ``task_column: category``, 14 categories) and the copy SuperNova
+evaluates (``evalchemy/eval/chat_benchmarks/MMLUPro_pass/data.json``, JSON Lines, 1,203 rows with
+no ``category`` but ``src``, the question's origin: ``task_column: src``); both with
+``columns: {choices: options, answer_index: answer_index}``.
 """
 
 from __future__ import annotations
@@ -35,8 +47,8 @@ from typing import Any
 from ..answer import normalize
 from ..errors import InputError, ParamsError
 from ..formats import RawExample
-from . import TaskItems, check_task_name, register, safe_task_name
-from .common import build_task, describe, progress, rationale_meta
+from . import SOURCE, TaskItems, check_task_name, register, safe_task_name
+from .common import build_task, describe, param_list, progress, rationale_meta
 
 FIELDS = {
     "dataset": None,       # hub id, or a local .parquet/.jsonl/.json/.csv file or a folder of them
@@ -44,10 +56,13 @@ FIELDS = {
     "name": None,          # dataset config
     "task": None,          # task name (default: the dataset's name)
     "task_column": None,   # or: a column whose values name each row's task
+    "tasks": None,         # keep only these tasks (task names or task_column values); None = all
     "columns": {},         # item field -> column: question, answer, choices, skill
 }
 log = logging.getLogger(__name__)
 COLUMN_FIELDS = ("question", "answer", "choices", "answer_index", "skill", "rationale")
+#: meta key (and ``kept_as_given`` reason) of a target row whose gold choice's text occurs twice
+GOLD_TEXT_REPEATED = "gold_text_repeated"
 LOCAL_BUILDERS = {".parquet": "parquet", ".jsonl": "json", ".json": "json", ".csv": "csv"}
 
 
@@ -179,8 +194,9 @@ def choice_index(value: Any, choices: list[str]) -> int | None:
 
 
 def row_example(row: dict[str, Any], cols: dict[str, str], index: int, meta: dict[str, Any], dataset: str,
-                task: str) -> RawExample | str:
-    """One row as an example, or the reason it is skipped."""
+                task: str, whole: bool = False) -> RawExample | str:
+    """One row as an example, or the reason it is skipped. ``whole`` (a target): nothing is skipped;
+    a row that cannot be posed is an error, an odd one is kept and marked in its meta."""
     question = row[cols["question"]]
     if not isinstance(question, str) or not question.strip():
         raise InputError(f"row {index} (column {cols['question']!r}): must be a non-empty string, "
@@ -199,6 +215,10 @@ def row_example(row: dict[str, Any], cols: dict[str, str], index: int, meta: dic
         raise InputError(f"row {index} (column {cols['choices']!r}): must be a list of strings, "
                          f"got {describe(choices)}", file=dataset, task=task, field="columns.choices")
     if len(choices) < 2:
+        if whole:
+            raise InputError(f"row {index} (column {cols['choices']!r}): {len(choices)} choice(s); a multiple-choice "
+                             "item needs at least two, and a target keeps every row: fix the row or leave it out of "
+                             "the file", file=dataset, task=task, field="columns.choices")
         return "fewer_than_two_choices"
     choices = [c.strip() for c in choices]
     if "answer_index" in cols:
@@ -213,8 +233,10 @@ def row_example(row: dict[str, Any], cols: dict[str, str], index: int, meta: dic
         raise InputError(f"{where}: {answer!r} is not a choice, a letter or a choice index",
                          file=dataset, task=task, field="columns.answer")
     if sum(normalize(c) == normalize(choices[idx]) for c in choices) > 1:
-        return "ambiguous_choices"
-    return RawExample(question, [choices[idx]], meta, choices=choices)
+        if not whole:
+            return "ambiguous_choices"
+        meta[GOLD_TEXT_REPEATED] = True
+    return RawExample(question, [choices[idx]], meta, choices=choices, gold=idx)
 
 
 def row_task(row: dict[str, Any], entry: dict[str, Any], fallback: str, dataset: str, index: int) -> tuple[str, str]:
@@ -257,6 +279,8 @@ def load(entry: dict[str, Any], seed: int) -> list[TaskItems]:
             raise InputError(f"no column {col!r}; the split has {ds.column_names}", file=dataset,
                              task=None if entry["task_column"] else fallback, field=field)
     data = ds.select_columns(needed).to_dict()
+    wanted = param_list(entry, "tasks")
+    whole = entry["role"] != SOURCE
     grouped: dict[str, list[tuple[RawExample, str | None]]] = defaultdict(list)
     skipped: dict[str, dict[str, int]] = defaultdict(dict)
     spelled: dict[str, str] = {}
@@ -266,22 +290,32 @@ def load(entry: dict[str, Any], seed: int) -> list[TaskItems]:
         if spelled.setdefault(task, raw) != raw:
             raise InputError(f"row {i}: {raw!r} and {spelled[task]!r} both become task {task!r}", file=dataset,
                              task=task, field="task_column")
+        if wanted is not None and task not in wanted and raw not in wanted:
+            continue
         meta = {"dataset": dataset, "split": split, "row": i}
         if "rationale" in cols:
             meta.update(rationale_meta(row[cols["rationale"]], file=dataset, task=task,
                                        where=f"row {i} (column {cols['rationale']!r})", field="columns.rationale"))
-        ex = row_example(row, cols, i, meta, dataset, task)
+        ex = row_example(row, cols, i, meta, dataset, task, whole)
         if isinstance(ex, str):
             skipped[task][ex] = skipped[task].get(ex, 0) + 1
             continue
         skill = row[cols["skill"]] if "skill" in cols else None
         grouped[task].append((ex, str(skill).strip() if skill not in (None, "") else None))
+    if wanted is not None:
+        missing = [w for w in wanted if not any(w in (task, raw) for task, raw in spelled.items())]
+        if missing:
+            available = ", ".join(sorted(spelled)[:8]) + (", ..." if len(spelled) > 8 else "")
+            raise InputError(f"no task {missing[0]!r} (available: {available})", file=dataset, field="tasks")
     if not grouped:
         raise InputError(f"split {split!r} has no usable rows (skipped: {dict(skipped)})", file=dataset,
                          task=fallback, field="split")
     out = []
     for task, pairs in grouped.items():
         t = task_items(task, pairs, entry, dataset, split, skipped[task])
+        repeated = sum(bool(it.meta.get(GOLD_TEXT_REPEATED)) for it in t.items)
+        if repeated:
+            t.kept_as_given[GOLD_TEXT_REPEATED] = repeated
         if spelled[task] != task:
             t.name_in_source = spelled[task]
             log.info("%s: %s %r is task %r", dataset, entry["task_column"], spelled[task], task)
