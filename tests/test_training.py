@@ -151,3 +151,13 @@ def test_checkpoints_of_another_run_are_discarded_with_a_log_line(tmp_path, capl
         fresh_scratch(tmp_path / "s", "fp")
     assert "discarding checkpoints checkpoint-2" in caplog.text
     assert not (tmp_path / "s" / "checkpoint-2").exists() and (tmp_path / "s" / "fingerprint").read_text() == "fp"
+
+
+@pytest.mark.parametrize("share, expected", [("auto", 0.3), (0.6, 0.6)])
+def test_the_gpu_memory_share_reaches_trls_colocated_engine(share, expected, tmp_path):
+    from supernova.generation import GenerationConfig
+    from supernova.training.grpo import grpo_config
+
+    args = grpo_config(GRPOSettings(use_vllm=True), tmp_path, per_device=4, precision="no", gen=GenerationConfig(),
+                       compute=ComputeConfig(gpu_memory_utilization=share), cpu=True)
+    assert args.vllm_gpu_memory_utilization == expected and args.vllm_mode == "colocate"
