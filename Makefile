@@ -16,7 +16,7 @@ export TOKENIZERS_PARALLELISM := false
 # .pyc of what is imported on first use, so that must not be switched off here
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: install repro test bench clean-env
+.PHONY: install repro test bench gpu-check clean-env
 
 $(VENV)/.installed: pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -46,6 +46,11 @@ test: install
 bench: install
 	$(BIN)/python bench/generation.py
 	$(BIN)/python bench/train_step.py
+
+gpu-check: install
+	# the GPU path exercised and timed on this machine's CUDA device: gpu-check/result.json and log.txt
+	# (without a CUDA device: one line saying so, nothing written)
+	$(BIN)/python bench/gpu_check.py
 
 clean-env:
 	rm -rf $(VENV)
