@@ -15,7 +15,9 @@ after each section, and a running section writes what it has measured so far to
 ``<out>/sections/<name>.json`` as it goes (each dtype, each training step), so a check killed
 from outside still leaves every finished section and the running one's partial results.
 ``--budget`` caps the whole check: a section gets the smaller of its own budget and what is
-left, and sections that no longer fit are recorded as skipped. A section whose input another
+left, and sections that no longer fit are recorded as skipped (a lease of one 10-minute command:
+``--budget 540``; the sections come in the order the README's cost model needs them, and
+``--sections`` runs some of them, with the ones they need, in a second command). A section whose input another
 section builds is skipped when that one did not finish.
 
 Models: timings use a **randomly initialised model of SmolLM2-135M's exact shape** (30 layers,
@@ -623,7 +625,7 @@ def dag(ctx: Context) -> dict:
         write_yaml(project / "params.yaml", p)
         ctx.put("model", "the models section's tiny model (the embedded GGUF is not installed)")
     env = {**os.environ, "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
-           "HF_HUB_OFFLINE": "1"}
+           "HF_HUB_OFFLINE": "1", "DVC_NO_ANALYTICS": "1"}
     stages: dict[str, float] = {}
     current, since = None, time.monotonic()
     start = since
@@ -824,6 +826,8 @@ def main(argv: list[str] | None = None) -> int:
     chosen = [dataclasses.replace(s, budget_s=s.budget_s * args.budget_factor) for s in chosen]
     out = Path(args.out).resolve()
     os.chdir(ROOT)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")            # every model is a local folder
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     header = {"check": "bench/gpu_check.py", "smoke": args.smoke,
               "models": "timings on a randomly initialised model of SmolLM2-135M's shape: throughput and memory "
                         "only, no accuracy, no learning" + (" (smoke: toy sizes, numbers mean nothing)" if args.smoke
