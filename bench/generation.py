@@ -10,6 +10,11 @@ median tokens/s.
 
     python bench/generation.py [--model data/models/base] [--repeats 3] [--dtypes float32,bfloat16]
 
+``--dtypes`` defaults to what this machine computes natively: ``float32,bfloat16`` where
+:mod:`supernova.hardware` says bf16 is native and fast (a CUDA GPU with bf16, a CPU with AMX),
+``float32`` elsewhere (on an AVX2-only CPU a bf16 variant crawls). Every variant runs on the
+CUDA device when there is one.
+
 Variants: `vllm` (the pipeline's vLLM backend: prefix caching with 32-token blocks shares all
 but a prompt's last partial block between its samples), `vllm-block128` (vLLM's default CPU block
 size: a prompt shorter than 128 tokens shares nothing), `transformers` (the pipeline's fallback:
@@ -53,16 +58,26 @@ def machine() -> str:
             f"{hw.cores} cores; torch {torch.__version__}")
 
 
+def default_dtypes(hw=None) -> str:
+    """float32, and bfloat16 only where the hardware computes it natively and fast
+    (:attr:`supernova.hardware.Hardware.native_bf16`)."""
+    from supernova.hardware import detect
+
+    return "float32,bfloat16" if (hw or detect()).native_bf16 else "float32"
+
+
 def plain_generate(model_path: Path, convs, dtype: str, repeats: int) -> list[float]:
     """transformers `generate` on the whole batch, as a user would call it."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from supernova.hardware import torch_device
+
     tok = AutoTokenizer.from_pretrained(model_path)
     tok.padding_side = "left"
-    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=getattr(torch, dtype)).eval()
+    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=getattr(torch, dtype)).to(torch_device()).eval()
     texts = [tok.apply_chat_template(c, tokenize=False, add_generation_prompt=True) for c in convs]
-    enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+    enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
     rates = []
     for i in range(repeats + 1):
         torch.manual_seed(i)
@@ -115,7 +130,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="data/models/base", help="prepared model folder (default: the pipeline's)")
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--dtypes", default="float32,bfloat16", help="dtypes to compare (comma-separated)")
+    ap.add_argument("--dtypes", default=None,
+                    help="dtypes to compare (comma-separated; default: float32, and bfloat16 where it is native here)")
     ap.add_argument("--variant", help=argparse.SUPPRESS)
     ap.add_argument("--dtype", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -128,7 +144,7 @@ def main() -> None:
         model = prepare_base_model("embedded:SmolLM2-135M-Instruct", Path(tempfile.mkdtemp()) / "smol")
     from supernova.hardware import resolve_dtype, vllm_installed
 
-    dtypes = args.dtypes.split(",")
+    dtypes = (args.dtypes or default_dtypes()).split(",")
     backends = ["vllm", "vllm-block128"] if vllm_installed() else []
     runs: dict[tuple[str, str], list[float]] = {}
     print(f"machine: {machine()}")

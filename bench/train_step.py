@@ -69,17 +69,20 @@ class StepTimer:
 
 def plain(model: Path, steps: int, out: Path, precision: str = "no") -> list[float]:
     """TRL's GRPOTrainer with its defaults (gradient checkpointing, HF generate, the chat
-    template's default system prompt) on the CPU, at ``precision`` (``bf16``: TRL's bf16 flag)."""
+    template's default system prompt) on this machine's device (the CUDA device when there is
+    one, as the pipeline's runs), at ``precision`` (``bf16``: TRL's bf16 flag)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import GRPOConfig, GRPOTrainer
 
     from supernova.answer import reward
+    from supernova.hardware import torch_device
     from supernova.prompts import PromptConfig
     from supernova.training import grpo_dataset
 
     timer = StepTimer()
     args = GRPOConfig(output_dir=str(out), max_steps=steps, per_device_train_batch_size=PROMPTS * GENERATIONS,
-                      num_generations=GENERATIONS, max_completion_length=COMPLETION, use_cpu=True, bf16=precision == "bf16",
+                      num_generations=GENERATIONS, max_completion_length=COMPLETION,
+                      use_cpu=torch_device() == "cpu", bf16=precision == "bf16",
                       report_to="none", save_strategy="no", logging_steps=1, seed=0)
     trainer = GRPOTrainer(model=AutoModelForCausalLM.from_pretrained(model), reward_funcs=[reward], args=args,
                           train_dataset=grpo_dataset(items(), PromptConfig(system=None)),

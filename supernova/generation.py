@@ -33,7 +33,8 @@ from tqdm.auto import tqdm
 
 from .errors import ParamsError
 from .config import check_choice
-from .hardware import DTYPES, ComputeConfig, apply_threads, log_resolved, resolve_backend, resolve_dtype
+from .hardware import (DTYPES, ComputeConfig, apply_threads, log_resolved, resolve_backend, resolve_dtype,
+                       torch_device)
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +119,7 @@ class HFGenerator(Generator):
         self.tok.padding_side = "left"
         if self.tok.pad_token is None:
             self.tok.pad_token = self.tok.eos_token
-        self.device = "cuda" if cuda_available() else "cpu"
+        self.device = torch_device()
         self.settings["device"] = self.device
         self.model = AutoModelForCausalLM.from_pretrained(
             model_path, dtype=getattr(torch, self.dtype), trust_remote_code=False).to(self.device).eval()

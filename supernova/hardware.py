@@ -30,6 +30,11 @@ AVX512_BF16 alone is not enough: on such a CPU without AMX (2-core Xeon, torch 2
 sampled 0.77x as fast in bf16 as in fp32 (``bench/generation.py``), and the model's matmuls
 (576x1536, 64 rows) ran at 150 GFLOP/s in bf16 and 104 under bf16 autocast against 209 in fp32.
 On an AVX2-only CPU a bf16 matmul is 10-60x slower than fp32, and fp16 is no safe CPU fallback.
+
+Where a stage computes with torch itself (sft-select's loss pass, the gradient proxy, the
+transformers backend) is :func:`torch_device`: the CUDA device when one is visible. fp32 matmuls
+on a CUDA device may use TensorFloat-32 tensor cores (:func:`fp32_matmul`; Ampere and later,
+ignored by older GPUs); on a CPU they stay full fp32.
 """
 
 from __future__ import annotations
@@ -51,6 +56,9 @@ DTYPES = ("auto", "float32", "bfloat16")
 PRECISIONS = ("auto", "no", "bf16")
 LAUNCHERS = ("auto", "torchrun", "accelerate")
 BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16", "amx_tile")
+#: ``compute.gpu_memory_utilization: auto``: a vLLM engine alone on its GPU, and TRL's colocated
+#: engine beside a training process (TRL's ``GRPOConfig.vllm_gpu_memory_utilization`` default)
+GPU_MEMORY_ALONE, GPU_MEMORY_COLOCATED = 0.85, 0.3
 
 
 @dataclass(frozen=True)
@@ -127,6 +135,33 @@ def detect() -> Hardware:
     )
 
 
+def torch_device(hw: Hardware | None = None) -> str:
+    """The torch device this process computes on: ``cuda`` (the first visible CUDA device; a
+    worker of ``supernova.fanout`` sees only its own) when there is one, else ``cpu``."""
+    return (hw or detect()).device
+
+
+def fp32_matmul(hw: Hardware | None = None) -> str:
+    """How fp32 matmuls compute: ``tf32`` on a CUDA device (TensorFloat-32 tensor cores: fp32
+    range, a 10-bit mantissa for the products, fp32 accumulation), ``ieee`` (full fp32) on a CPU."""
+    return "tf32" if torch_device(hw) == "cuda" else "ieee"
+
+
+def apply_fp32_matmul(hw: Hardware | None = None) -> str:
+    """Let fp32 matmuls use TF32 where :func:`fp32_matmul` says so; a CPU is left as it is.
+    Returns what it resolved.
+
+    ``torch.set_float32_matmul_precision("high")`` sets torch's legacy and new TF32 flags together;
+    setting only the new ``torch.backends.cuda.matmul.fp32_precision`` makes every later read of
+    the legacy ones (``get_float32_matmul_precision``, ``allow_tf32``) raise."""
+    mode = fp32_matmul(hw)
+    if mode == "tf32":
+        import torch
+
+        torch.set_float32_matmul_precision("high")
+    return mode
+
+
 def resolve_dtype(value: str, hw: Hardware | None = None, *, field: str = "generation.dtype") -> str:
     """The dtype to sample in: ``value`` unless it is ``auto`` (see the module's table)."""
     check_choice(value, DTYPES, field)
@@ -167,20 +202,27 @@ def resolve_backend(value: str, *, vllm: bool | None = None) -> tuple[str, str]:
     return "transformers", "auto: vLLM is not installed"
 
 
-def record(**resolved: Any) -> dict[str, Any]:
-    """What a stage writes next to its outputs: the resolved settings and the machine."""
+def record(hw: Hardware | None = None, **resolved: Any) -> dict[str, Any]:
+    """What a stage writes next to its outputs: the resolved settings and the machine (on a CUDA
+    device also how fp32 matmuls computed)."""
     import torch
 
-    hw = detect()
+    hw = hw or detect()
     out = dict(resolved)
     out.update(device=hw.device, gpu=hw.gpu, cpu_capability=hw.cpu_capability, cpu_bf16_flags=list(hw.cpu_flags),
                cores=hw.cores, machine=platform.machine(), torch=torch.__version__)
+    if hw.device == "cuda":
+        out["fp32_matmul"] = fp32_matmul(hw)
     return out
 
 
-def log_resolved(what: str, **resolved: Any) -> None:
-    hw = detect()
+def log_resolved(what: str, hw: Hardware | None = None, **resolved: Any) -> None:
+    """One log line: what ``what`` resolved on this machine (on a CUDA device with how fp32
+    matmuls compute)."""
+    hw = hw or detect()
     where = hw.gpu if hw.device == "cuda" else f"CPU {hw.cpu_capability}, {hw.cores} cores"
+    if hw.device == "cuda":
+        resolved = {**resolved, "fp32_matmul": fp32_matmul(hw)}
     log.info("%s on %s: %s", what, where, ", ".join(f"{k}={v}" for k, v in resolved.items()))
 
 
@@ -195,7 +237,11 @@ class ComputeConfig:
             may run on).
         kv_cache_gib: memory vLLM reserves for its KV cache on a CPU (``auto``: 8% of available
             memory, between 0.5 and 4 GiB).
-        gpu_memory_utilization: fraction of a GPU's memory vLLM may take (weights + KV cache).
+        gpu_memory_utilization: fraction of a GPU's memory a vLLM engine may take (weights + KV
+            cache); an explicit value holds for every engine (``auto``: 0.85 for an engine alone on
+            the GPU, as in probe, baseline and evaluate; 0.3 for TRL's colocated engine beside a
+            training process, TRL's own default, which leaves the trainer its weights, gradients,
+            optimizer state and activations).
         max_num_batched_tokens: tokens vLLM schedules per step (at least ``max_model_len``).
         train_micro_batch: sequences per forward and backward pass of a training process; a
             step's batch is accumulated over as many passes as it takes, and TRL normalizes the
@@ -220,7 +266,7 @@ class ComputeConfig:
 
     threads: int | str = "auto"
     kv_cache_gib: float | str = "auto"
-    gpu_memory_utilization: float = 0.85
+    gpu_memory_utilization: float | str = "auto"
     max_num_batched_tokens: int = 4096
     train_micro_batch: int | str = "auto"
     cuda_graphs: bool | str = "auto"
@@ -231,12 +277,13 @@ class ComputeConfig:
     accelerate_config: str = "cluster/accelerate/ddp.yaml"
 
     def __post_init__(self):
-        for name in ("threads", "kv_cache_gib", "train_micro_batch", "cuda_graphs", "block_size"):
+        for name in ("threads", "kv_cache_gib", "gpu_memory_utilization", "train_micro_batch", "cuda_graphs",
+                     "block_size"):
             value = getattr(self, name)
             if isinstance(value, str) and value != "auto":
                 raise ParamsError(f"must be 'auto' or a value, got {value!r}", file="params.yaml",
                                   field=f"compute.{name}")
-        if not 0 < self.gpu_memory_utilization <= 1:
+        if self.gpu_memory_utilization != "auto" and not 0 < self.gpu_memory_utilization <= 1:
             raise ParamsError("must lie in (0, 1]", file="params.yaml", field="compute.gpu_memory_utilization")
         if self.processes < 1:
             raise ParamsError(f"must be >= 1, got {self.processes!r}", file="params.yaml", field="compute.processes")
@@ -251,7 +298,10 @@ class ComputeConfig:
         return {
             "threads": hw.cores if self.threads == "auto" else int(self.threads),
             "kv_cache_gib": float(kv),
-            "gpu_memory_utilization": self.gpu_memory_utilization,
+            "gpu_memory_utilization": (GPU_MEMORY_ALONE if self.gpu_memory_utilization == "auto"
+                                       else float(self.gpu_memory_utilization)),
+            "colocated_gpu_memory_utilization": (GPU_MEMORY_COLOCATED if self.gpu_memory_utilization == "auto"
+                                                 else float(self.gpu_memory_utilization)),
             "max_num_batched_tokens": self.max_num_batched_tokens,
             "train_micro_batch": ((None if gpu else 2) if self.train_micro_batch == "auto"
                                   else int(self.train_micro_batch)),
@@ -272,8 +322,10 @@ def local_processes() -> int:
 def apply_threads(compute: ComputeConfig) -> None:
     """Size torch's thread pool from ``compute.threads``, never past the cores this process may
     run on (its CPU affinity: a worker of ``supernova.fanout`` has its slice of the machine), and
-    shared among this machine's training processes."""
+    shared among this machine's training processes; on a CUDA device, let fp32 matmuls use TF32
+    (:func:`apply_fp32_matmul`)."""
     import torch
 
+    apply_fp32_matmul()
     torch.set_num_threads(max(1, min(compute.resolved()["threads"], detect().cores) // local_processes()))
 

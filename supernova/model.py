@@ -25,6 +25,13 @@ EMBEDDED_GGUF = {
 }
 TINY = "tiny-random"
 DTYPES = ("float32", "bfloat16")
+#: The tiny random model's shape (``embedded:tiny-random``).
+TINY_SHAPE = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+                  num_key_value_heads=2, head_dim=16, max_position_embeddings=2048)
+#: SmolLM2-135M's shape (its config.json): a random model of it times what the real one would.
+SMOLLM2_135M_SHAPE = dict(hidden_size=576, intermediate_size=1536, num_hidden_layers=30, num_attention_heads=9,
+                          num_key_value_heads=3, head_dim=64, max_position_embeddings=8192, rope_theta=100000.0,
+                          rms_norm_eps=1e-5)
 
 
 @dataclass(frozen=True)
@@ -70,21 +77,26 @@ def load_embedded_tokenizer(name: str = "SmolLM2-135M-Instruct"):
     return AutoTokenizer.from_pretrained(folder, gguf_file=filename)
 
 
-def _load(name_or_path: str, dtype: str, seed: int):
+def random_llama(tok, shape: dict, *, seed: int = 0, dtype: str = "float32"):
+    """A randomly initialised llama of ``shape`` (LlamaConfig fields) with ``tok``'s vocabulary and
+    special tokens, its embeddings tied to the output head (as SmolLM2's)."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(vocab_size=len(tok), **shape, tie_word_embeddings=True, bos_token_id=tok.bos_token_id,
+                         eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+    torch.manual_seed(seed)
+    return LlamaForCausalLM(config).to(_torch_dtype(dtype))
+
+
+def _load(name_or_path: str, dtype: str, seed: int):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     if name_or_path.startswith("embedded:"):
         name = name_or_path.split(":", 1)[1]
         if name == TINY:
             tok = load_embedded_tokenizer()
-            config = LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128,
-                                 num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                                 head_dim=16, max_position_embeddings=2048, tie_word_embeddings=True,
-                                 bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
-                                 pad_token_id=tok.pad_token_id)
-            torch.manual_seed(seed)
-            return LlamaForCausalLM(config).to(_torch_dtype(dtype)), tok
+            return random_llama(tok, TINY_SHAPE, seed=seed, dtype=dtype), tok
         if name not in EMBEDDED_GGUF:
             raise ParamsError(f"unknown embedded model {name!r}; known: {sorted(EMBEDDED_GGUF) + [TINY]}",
                               file="params.yaml", field="model.name_or_path")
@@ -102,6 +114,12 @@ def prepare_base_model(name_or_path: str, out_dir: str | os.PathLike, *, dtype: 
                        seed: int = 0) -> Path:
     """Materialise the base model as a safetensors folder at ``out_dir`` (atomically)."""
     model, tok = _load(str(name_or_path), dtype, seed)
+    return save_model(model, tok, out_dir)
+
+
+def save_model(model, tok, out_dir: str | os.PathLike) -> Path:
+    """``model`` and ``tok`` as a safetensors folder at ``out_dir`` (atomically), padding and
+    stopping with the tokenizer's tokens."""
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     model.generation_config.pad_token_id = tok.pad_token_id

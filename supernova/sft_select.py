@@ -89,7 +89,8 @@ class SFTSelectConfig:
 
 def answer_losses(model, tok, items: pd.DataFrame, prompt: PromptConfig, *, with_question: bool,
                   batch_size: int = 16) -> np.ndarray:
-    """Mean token NLL of each item's gold completion, after its prompt (or after an empty prompt)."""
+    """Mean token NLL of each item's gold completion, after its prompt (or after an empty prompt),
+    computed on the device the model is on."""
     import torch
     from tqdm.auto import tqdm
 
@@ -100,8 +101,8 @@ def answer_losses(model, tok, items: pd.DataFrame, prompt: PromptConfig, *, with
     what = "gold-answer loss" if with_question else "answer-only loss (IFD)"
     desc = f"sft-select {what} [{model.config.name_or_path}]"
     for start in tqdm(range(0, len(rows), batch_size), desc=desc, unit="batch", leave=False):
-        input_ids, mask, lab = gold_answer_batch(tok, rows[start:start + batch_size], prompt,
-                                                 with_question=with_question)
+        input_ids, mask, lab = (t.to(model.device) for t in gold_answer_batch(
+            tok, rows[start:start + batch_size], prompt, with_question=with_question))
         with torch.inference_mode():
             logits = model(input_ids=input_ids, attention_mask=mask).logits[:, :-1].float()
         target = lab[:, 1:]
@@ -141,8 +142,16 @@ def round_robin(cands: pd.DataFrame, group: pd.Series, size: int, cap: int | Non
     return cands.loc[taken].reset_index(drop=True)
 
 
-def select(probed: pd.DataFrame, model, tok, prompt: PromptConfig, cfg: SFTSelectConfig) -> pd.DataFrame:
-    """The SFT set (SFT schema columns), best-scored first within each group."""
+def select(probed: pd.DataFrame, model, tok, prompt: PromptConfig, cfg: SFTSelectConfig,
+           device: str | None = None) -> pd.DataFrame:
+    """The SFT set (SFT schema columns), best-scored first within each group; the losses are
+    computed on ``device`` (default: :func:`supernova.hardware.torch_device`), where the model is moved."""
+    from .hardware import apply_fp32_matmul, log_resolved, torch_device
+
+    device = device or torch_device()
+    apply_fp32_matmul()
+    log_resolved(f"sft-select loss pass ({model.config.name_or_path})", device=device)
+    model.to(device)
     lo, hi = cfg.band
     cands = probed[(probed["pass_rate"] >= lo) & (probed["pass_rate"] <= hi)].copy()
     if cands.empty:

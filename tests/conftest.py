@@ -9,11 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from supernova.project import make_project  # noqa: F401  (the tests' scratch projects)
+
 ROOT = Path(__file__).resolve().parents[1]
-#: what a test project copies of this repository: of inputs/ only what git tracks (a developer's
-#: imported data stays behind)
-PROJECT_FILES = ["dvc.yaml", "params.yaml", "params", "inputs/README.md", "inputs/.gitignore", "stages", "supernova",
-                 ".dvc/config", ".dvc/plots", ".dvcignore", ".gitignore", "tests/fixtures/mmlu_pro"]
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -87,29 +85,6 @@ def smol_model(tmp_path_factory, worker_id) -> Path:
 
     return built_once(tmp_path_factory, worker_id, "smol",
                       lambda p: prepare_base_model("embedded:SmolLM2-135M-Instruct", p))
-
-
-def make_project(dest: Path, profile: str | None = "params/tiny.yaml") -> Path:
-    """A git + DVC project at ``dest`` with this repository's pipeline, optionally a profile applied."""
-    dest.mkdir(parents=True, exist_ok=True)
-    for name in PROJECT_FILES:
-        src = ROOT / name
-        target = dest / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if src.is_dir():
-            shutil.copytree(src, target, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(src, target)
-    (dest / ".dvc" / ".gitignore").write_text("/config.local\n/tmp\n/cache\n/site\n")
-    if profile:
-        from supernova.profile import apply
-
-        apply(str(dest / profile), str(dest / "params.yaml"))
-    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
-           "GIT_COMMITTER_EMAIL": "t@t"}
-    for cmd in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "init"]):
-        subprocess.run(cmd, cwd=dest, check=True, env=env)
-    return dest
 
 
 def dvc(project: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:

@@ -4,8 +4,8 @@
 import pytest
 
 from supernova.errors import ParamsError
-from supernova.hardware import (ComputeConfig, Hardware, detect, record, resolve_backend, resolve_dtype,
-                                resolve_precision)
+from supernova.hardware import (ComputeConfig, Hardware, apply_fp32_matmul, detect, fp32_matmul, log_resolved, record,
+                                resolve_backend, resolve_dtype, resolve_precision, torch_device)
 
 AVX2 = Hardware(cpu_capability="AVX2", cpu_flags=())
 AVX512 = Hardware(cpu_capability="AVX512", cpu_flags=())
@@ -61,6 +61,57 @@ def test_a_requested_backend_that_is_missing_is_an_error():
         resolve_backend("vllm", vllm=False)
 
 
+@pytest.mark.parametrize("hw, device, matmul", [
+    (AVX2, "cpu", "ieee"),
+    (AMX, "cpu", "ieee"),
+    (ARM, "cpu", "ieee"),
+    (H100, "cuda", "tf32"),
+    (T4, "cuda", "tf32"),          # TF32 allowed; a GPU before Ampere computes fp32 as before
+])
+def test_the_device_and_fp32_matmuls_follow_the_hardware(hw, device, matmul):
+    assert torch_device(hw) == device
+    assert fp32_matmul(hw) == matmul
+
+
+@pytest.fixture
+def matmul_precision():
+    import torch
+
+    before = torch.get_float32_matmul_precision()
+    yield torch
+    torch.set_float32_matmul_precision(before)
+
+
+@pytest.mark.parametrize("hw, after", [(AVX2, "highest"), (AMX, "highest"), (H100, "high")])
+def test_tf32_is_allowed_on_a_cuda_device_only(hw, after, matmul_precision):
+    torch = matmul_precision
+    torch.set_float32_matmul_precision("highest")
+    assert apply_fp32_matmul(hw) == fp32_matmul(hw)
+    assert torch.get_float32_matmul_precision() == after
+    # the legacy flag agrees (libraries that read it do not fail on a mix of the two APIs)
+    assert torch.backends.cuda.matmul.allow_tf32 is (after == "high")
+
+
+def test_what_a_stage_logs_and_records_says_how_fp32_matmuls_ran_on_a_gpu(caplog):
+    import logging
+
+    with caplog.at_level(logging.INFO, logger="supernova.hardware"):
+        log_resolved("generation (m)", H100, dtype="bfloat16")
+        log_resolved("generation (m)", AVX2, dtype="float32")
+    gpu_line, cpu_line = [r.getMessage() for r in caplog.records]
+    assert gpu_line == "generation (m) on NVIDIA H100: dtype=bfloat16, fp32_matmul=tf32"
+    assert cpu_line == "generation (m) on CPU AVX2, 1 cores: dtype=float32"
+    assert record(H100, generation={})["fp32_matmul"] == "tf32"
+    # on a CPU the record keeps its keys: the default run's outputs do not change
+    assert "fp32_matmul" not in record(AVX2, generation={})
+
+
+@pytest.mark.parametrize("value, alone, colocated", [("auto", 0.85, 0.3), (0.5, 0.5, 0.5), (1, 1.0, 1.0)])
+def test_the_gpu_memory_share_of_vllm_engines(value, alone, colocated):
+    c = ComputeConfig(gpu_memory_utilization=value).resolved(H100)
+    assert c["gpu_memory_utilization"] == alone and c["colocated_gpu_memory_utilization"] == colocated
+
+
 @pytest.mark.parametrize("hw, kv, graphs, block", [
     (Hardware(cores=2, memory_gib=20.0), 1.6, False, 32),
     (Hardware(cores=2, memory_gib=2.0), 0.5, False, 32),
@@ -84,6 +135,8 @@ def test_bad_execution_settings_name_their_field():
         ComputeConfig(train_micro_batch="all")
     with pytest.raises(ParamsError, match="compute.gpu_memory_utilization"):
         ComputeConfig(gpu_memory_utilization=1.5)
+    with pytest.raises(ParamsError, match="compute.gpu_memory_utilization"):
+        ComputeConfig(gpu_memory_utilization="most")
 
 
 def test_the_record_names_the_machine_and_what_was_resolved():

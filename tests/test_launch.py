@@ -13,6 +13,7 @@ from supernova.prompts import PromptConfig
 from supernova.schema import items_frame
 from supernova.sources import load_entry
 from supernova.training.grpo import run_grpo
+from supernova.training import launch
 from supernova.training.launch import launcher_command, micro_batches, per_device_batch, shards_weights
 from supernova.training.settings import GRPOSettings, SFTSettings
 from supernova.training.sft import run_sft
@@ -63,7 +64,8 @@ def test_vllm_rollouts_under_several_processes_on_a_cpu_are_refused_with_the_rea
                  scratch_dir=tmp_path / "s", compute=ComputeConfig(processes=2))
 
 
-def test_the_launcher_starts_the_configured_number_of_processes(tmp_path):
+def test_the_launcher_starts_the_configured_number_of_processes(tmp_path, monkeypatch):
+    monkeypatch.setattr(launch, "installed", lambda dist: True)     # DeepSpeed, for zero3.yaml
     job = tmp_path / "job.json"
     cpu, gpu = Hardware(device="cpu"), Hardware(device="cuda", gpu="H100")
     torchrun = launcher_command(ComputeConfig(processes=2), job, cpu)          # auto on a CPU: torchrun
@@ -76,6 +78,22 @@ def test_the_launcher_starts_the_configured_number_of_processes(tmp_path):
         launcher_command(ComputeConfig(processes=2, accelerate_config="nowhere.yaml"), job, gpu)
     with pytest.raises(ParamsError, match="field compute.launcher: accelerate launch starts one process on a CPU"):
         launcher_command(ComputeConfig(processes=2, launcher="accelerate", accelerate_config=config), job, cpu)
+
+
+def test_a_config_whose_library_is_missing_is_refused_in_one_line_naming_the_extra(tmp_path, monkeypatch):
+    monkeypatch.setattr(launch, "installed", lambda dist: dist != "deepspeed")
+    gpu = Hardware(device="cuda", gpu="H100")
+    config = str(ROOT / "cluster" / "accelerate" / "zero3.yaml")
+    with pytest.raises(ParamsError) as e:
+        launcher_command(ComputeConfig(processes=2, accelerate_config=config), tmp_path / "job.json", gpu)
+    assert str(e.value) == (f"params.yaml: field compute.accelerate_config: {config} needs deepspeed, which is not "
+                            "installed (pip install -e '.[deepspeed]')")
+    ddp = str(ROOT / "cluster" / "accelerate" / "ddp.yaml")
+    assert launcher_command(ComputeConfig(processes=2, accelerate_config=ddp), tmp_path / "job.json", gpu)
+    unknown = tmp_path / "tpu.yaml"
+    unknown.write_text("distributed_type: XLA\n")
+    with pytest.raises(ParamsError, match="field compute.accelerate_config: .*distributed_type 'XLA'"):
+        launcher_command(ComputeConfig(processes=2, accelerate_config=str(unknown)), tmp_path / "job.json", gpu)
 
 
 def test_only_a_zero3_config_shards_the_weights():

@@ -193,9 +193,19 @@ def test_rl_train_with_grpo_off_makes_the_sft_model_the_trained_model(tiny_model
 def test_rl_train_needs_a_phase_and_score_runs_cannot_switch_grpo_off():
     from supernova.config import from_section
     from supernova.rl_train import RLTrainConfig
-    from supernova.score import ScoreConfig
+    from supernova.scoring import ScoreConfig
 
     with pytest.raises(ParamsError, match="field rl_train: .* both false"):
         from_section(RLTrainConfig, {"rl_train": {"sft": {"enabled": False}, "grpo": {"enabled": False}}}, "rl_train")
     with pytest.raises(ParamsError, match="field score.grpo.enabled"):
         from_section(ScoreConfig, {"score": {"tasks": ["a"], "grpo": {"enabled": False}}}, "score")
+
+
+@pytest.mark.parametrize("share, expected", [("auto", 0.3), (0.6, 0.6)])
+def test_the_gpu_memory_share_reaches_trls_colocated_engine(share, expected, tmp_path):
+    from supernova.generation import GenerationConfig
+    from supernova.training.grpo import grpo_config
+
+    args = grpo_config(GRPOSettings(use_vllm=True), tmp_path, per_device=4, precision="no", gen=GenerationConfig(),
+                       compute=ComputeConfig(gpu_memory_utilization=share), cpu=True)
+    assert args.vllm_gpu_memory_utilization == expected and args.vllm_mode == "colocate"

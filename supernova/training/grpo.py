@@ -50,7 +50,9 @@ def trl_vllm(gen: GenerationConfig, compute: ComputeConfig = ComputeConfig(), *,
              model_path: str | os.PathLike | None = None, max_seqs: int | None = None):
     """TRL's colocated vLLM engine following ``gen`` and ``compute`` (see
     :func:`supernova.patches.colocated_vllm`), its KV cache sized for ``max_seqs`` rollouts of
-    ``model_path``; TRL sets the context length and GPU memory itself."""
+    ``model_path``; TRL sets the context length and the GPU memory share from its config
+    (:func:`grpo_config`). On a GPU, TRL's own weight sync writes the trainer's weights into the
+    engine; on a CPU they are reloaded in place (the patch's ``sync_by_reload``)."""
     vllm_environment(compute)
     args = {k: v for k, v in vllm_engine_args(gen, compute, model_path=model_path, max_seqs=max_seqs).items()
             if k not in ("max_model_len", "gpu_memory_utilization", "distributed_executor_backend")}
@@ -58,6 +60,34 @@ def trl_vllm(gen: GenerationConfig, compute: ComputeConfig = ComputeConfig(), *,
     # VLLMGenerator) with more sequences at once than TRL's per-step batch it would otherwise allow
     args.update(enable_prefix_caching=True, enable_chunked_prefill=False, max_num_seqs=None)
     return colocated_vllm(args, sync_by_reload=not cuda_available())
+
+
+def grpo_config(cfg: GRPOSettings, scratch: Path, *, per_device: int, precision: str, gen: GenerationConfig,
+                compute: ComputeConfig, cpu: bool):
+    """TRL's ``GRPOConfig`` for one training process taking ``per_device`` completions of each
+    step: one generation per step, its batch trained in equal passes of at most
+    ``compute.train_micro_batch``; rollouts in TRL's colocated vLLM engine when ``cfg.use_vllm``,
+    with ``compute.gpu_memory_utilization``'s share of the GPU (resolved for an engine beside a
+    trainer)."""
+    from trl import GRPOConfig
+
+    c = compute.resolved()
+    # bnpo normalizes each pass by its own token count, so it alone is trained in one pass
+    micro, passes = micro_batches(per_device, None if cfg.loss_type == "bnpo" else c["train_micro_batch"])
+    return GRPOConfig(
+        output_dir=str(scratch), max_steps=cfg.max_steps, per_device_train_batch_size=micro,
+        gradient_accumulation_steps=passes, steps_per_generation=passes, num_generations=cfg.num_generations,
+        learning_rate=cfg.learning_rate,
+        max_completion_length=cfg.max_completion_length, temperature=cfg.temperature, beta=cfg.beta,
+        epsilon=cfg.epsilon, epsilon_high=cfg.epsilon_high, loss_type=cfg.loss_type,
+        logging_steps=1, save_strategy="steps" if cfg.save_steps else "no", save_steps=max(1, cfg.save_steps),
+        save_total_limit=1, seed=cfg.seed, data_seed=cfg.seed, use_cpu=cpu,
+        bf16=precision == "bf16", gradient_checkpointing=False, report_to="none", disable_tqdm=False,
+        ddp_find_unused_parameters=False,   # every trainable parameter takes part in each forward
+        use_vllm=cfg.use_vllm, vllm_mode="colocate", vllm_max_model_length=gen.max_model_len,
+        vllm_gpu_memory_utilization=c["colocated_gpu_memory_utilization"],
+        vllm_importance_sampling_correction=cfg.vllm_is_correction, shuffle_dataset=True,
+    )
 
 
 def run_grpo(model_path: str | os.PathLike, items: pd.DataFrame, cfg: GRPOSettings, prompt: PromptConfig,
@@ -137,7 +167,7 @@ def train_grpo(model_path: str, items: pd.DataFrame, cfg: GRPOSettings, prompt: 
     The CPU-only patch (the compact LM head) applies on a CPU only. Returns the last logged
     metrics with the batch and step count the trainer ran; with ``evaluate`` (one process, vLLM
     rollouts), also what it returns on the colocated engine after a final weight sync."""
-    from trl import GRPOConfig, GRPOTrainer
+    from trl import GRPOTrainer
 
     apply_threads(compute)
     global_batch = cfg.prompts_per_step * cfg.num_generations
@@ -153,23 +183,8 @@ def train_grpo(model_path: str, items: pd.DataFrame, cfg: GRPOSettings, prompt: 
     rewards = [answer_reward]
     if cfg.length_penalty > 0:
         rewards.append(length_penalty_reward(cfg.length_penalty, cfg.length_target))
-    # one generation per step, its batch trained in equal passes; bnpo normalizes each pass by
-    # its own token count, so it alone is trained in one pass (the same update as before)
-    micro, passes = micro_batches(per_device, None if cfg.loss_type == "bnpo"
-                                  else compute.resolved()["train_micro_batch"])
-    args = GRPOConfig(
-        output_dir=str(scratch), max_steps=cfg.max_steps, per_device_train_batch_size=micro,
-        gradient_accumulation_steps=passes, steps_per_generation=passes, num_generations=cfg.num_generations,
-        learning_rate=cfg.learning_rate,
-        max_completion_length=cfg.max_completion_length, temperature=cfg.temperature, beta=cfg.beta,
-        epsilon=cfg.epsilon, epsilon_high=cfg.epsilon_high, loss_type=cfg.loss_type,
-        logging_steps=1, save_strategy="steps" if cfg.save_steps else "no", save_steps=max(1, cfg.save_steps),
-        save_total_limit=1, seed=cfg.seed, data_seed=cfg.seed, use_cpu=cpu,
-        bf16=precision == "bf16", gradient_checkpointing=False, report_to="none", disable_tqdm=False,
-        ddp_find_unused_parameters=False,   # every trainable parameter takes part in each forward
-        use_vllm=cfg.use_vllm, vllm_mode="colocate", vllm_max_model_length=gen.max_model_len,
-        vllm_importance_sampling_correction=cfg.vllm_is_correction, shuffle_dataset=True,
-    )
+    args = grpo_config(cfg, scratch, per_device=per_device, precision=precision, gen=gen, compute=compute,
+                       cpu=cpu)
     check_world(args)
     main = args.process_index == 0
     with (trl_vllm(gen, compute, model_path=model_path, max_seqs=per_device) if cfg.use_vllm

@@ -87,6 +87,32 @@ def batch_facts(trainer) -> dict[str, int]:
             "steps": trainer.state.global_step}
 
 
+#: What an accelerate config needs installed beyond the project's dependencies, by its
+#: ``distributed_type``: (distribution, the pyproject.toml extra that installs it).
+ACCELERATE_REQUIRES: dict[str, tuple[tuple[str, str], ...]] = {
+    "NO": (), "MULTI_GPU": (), "FSDP": (), "DEEPSPEED": (("deepspeed", "deepspeed"),),
+}
+
+
+def accelerate_requirements(config: str | os.PathLike) -> tuple[tuple[str, str], ...]:
+    """(distribution, extra) pairs that the accelerate config file ``config`` needs installed."""
+    kind = (read_yaml(config) or {}).get("distributed_type", "NO")
+    if kind not in ACCELERATE_REQUIRES:
+        raise ParamsError(f"{config}: distributed_type {kind!r} is not one this project knows what to install for "
+                          f"({sorted(ACCELERATE_REQUIRES)})", file="params.yaml", field="compute.accelerate_config")
+    return ACCELERATE_REQUIRES[kind]
+
+
+def installed(distribution: str) -> bool:
+    from importlib import metadata
+
+    try:
+        metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return False
+    return True
+
+
 def launcher_command(compute: ComputeConfig, job: Path, hw: Hardware | None = None) -> list[str]:
     """The command that starts ``compute.processes`` processes of this module on ``job``."""
     hw = hw or detect()
@@ -101,6 +127,10 @@ def launcher_command(compute: ComputeConfig, job: Path, hw: Hardware | None = No
     if not Path(compute.accelerate_config).is_file():
         raise ParamsError(f"accelerate config {compute.accelerate_config!r} not found", file="params.yaml",
                           field="compute.accelerate_config")
+    for dist, extra in accelerate_requirements(compute.accelerate_config):
+        if not installed(dist):
+            raise ParamsError(f"{compute.accelerate_config} needs {dist}, which is not installed (pip install -e "
+                              f"'.[{extra}]')", file="params.yaml", field="compute.accelerate_config")
     return [sys.executable, "-m", "accelerate.commands.launch", "--config_file", compute.accelerate_config,
             "--num_processes", str(c["processes"]), *entry]
 

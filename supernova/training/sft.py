@@ -52,11 +52,12 @@ def sft_dataset(items: pd.DataFrame, prompt: PromptConfig):
 
 def run_sft(model_path: str | os.PathLike, items: pd.DataFrame, cfg: SFTSettings, prompt: PromptConfig,
             out_dir: str | os.PathLike, *, scratch_dir: str | os.PathLike, live_dir: str | None = None,
-            compute: ComputeConfig = ComputeConfig()) -> dict[str, Any]:
+            compute: ComputeConfig = ComputeConfig(), callbacks: list | None = None) -> dict[str, Any]:
     """Supervised fine-tuning on ``items`` (SFT set rows, :data:`supernova.schema.SFT`: each
     item's ``target`` is its completion); save the final model to ``out_dir``.
     With ``compute.processes`` > 1 the run trains in that many processes
-    (:mod:`supernova.training.launch`). Returns the last logged metrics, the run's
+    (:mod:`supernova.training.launch`; ``callbacks``, trainer callbacks of a one-process run,
+    cannot be passed to them). Returns the last logged metrics, the run's
     ``global_batch`` and ``steps``, and, under ``"compute"``, the precision and processes the
     run resolved.
 
@@ -64,6 +65,8 @@ def run_sft(model_path: str | os.PathLike, items: pd.DataFrame, cfg: SFTSettings
     starts over; ``scratch_dir`` holds the trainer output and the curves until the end."""
     processes = compute.processes
     per_device_batch(cfg.batch_size, processes, "batch_size")
+    if callbacks and processes > 1:
+        raise ValueError("callbacks cannot be passed to training processes")
     precision = resolve_precision(cfg.mixed_precision)
     resolved = {"mixed_precision": precision, **processes_record(compute)}
     log_resolved(f"SFT ({Path(model_path).name})", **resolved)
@@ -71,12 +74,14 @@ def run_sft(model_path: str | os.PathLike, items: pd.DataFrame, cfg: SFTSettings
     fresh_scratch(scratch)
     job = dict(model_path=str(model_path), cfg=cfg, prompt=prompt, out_dir=str(out_dir), scratch=scratch,
                live_dir=live_dir, precision=precision, compute=compute)
-    trained = launch(train_sft, items, schema="SFT", **job) if processes > 1 else train_sft(items=items, **job)
+    trained = (launch(train_sft, items, schema="SFT", **job) if processes > 1
+               else train_sft(items=items, callbacks=callbacks, **job))
     return {**trained, "compute": resolved}
 
 
 def train_sft(model_path: str, items: pd.DataFrame, cfg: SFTSettings, prompt: PromptConfig, out_dir: str, *,
-              scratch: Path, live_dir: str | None, precision: str, compute: ComputeConfig) -> dict[str, Any]:
+              scratch: Path, live_dir: str | None, precision: str, compute: ComputeConfig,
+              callbacks: list | None = None) -> dict[str, Any]:
     """The SFT trainer's part of :func:`run_sft`, in this process: one of ``WORLD_SIZE``
     processes, training on its share of each global batch. Returns the last logged metrics with
     the batch and step count the trainer ran."""
@@ -95,7 +100,8 @@ def train_sft(model_path: str, items: pd.DataFrame, cfg: SFTSettings, prompt: Pr
     )
     check_world(args)
     trainer = SFTTrainer(model=model, args=args, train_dataset=sft_dataset(items, prompt), processing_class=tok,
-                         callbacks=live_callbacks(scratch, live_dir, resume=False) if args.process_index == 0 else [])
+                         callbacks=(live_callbacks(scratch, live_dir, resume=False) if args.process_index == 0 else [])
+                         + list(callbacks or []))
     trainer.train()
     save_final(trainer, tok, out_dir, merge_lora=False, scratch=scratch, live_dir=live_dir)
     logs = [h for h in trainer.state.log_history if "loss" in h]
