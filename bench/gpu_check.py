@@ -16,7 +16,7 @@ after each section, and a running section writes what it has measured so far to
 from outside still leaves every finished section and the running one's partial results.
 ``--budget`` caps the whole check: a section gets the smaller of its own budget and what is
 left, and sections that no longer fit are recorded as skipped (a lease of one 10-minute command:
-``--budget 540``; the sections come in the order the README's cost model needs them, and
+``--budget 540``; the sections come in the order bench/README.md's cost model needs them, and
 ``--sections`` runs some of them, with the ones they need, in a second command). A section whose input another
 section builds is skipped when that one did not finish.
 
