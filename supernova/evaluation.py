@@ -16,7 +16,7 @@ import pandas as pd
 from .answer import judge
 from .errors import ParamsError
 from .generation import Generator, SamplingConfig
-from .prompts import PromptConfig, messages
+from .prompts import PromptConfig, messages, reply
 from .schema import EVAL
 from .stats import (arithmetic_mean, bbeh_adjusted_harmonic_mean, bootstrap_ci, bootstrap_diff_ci, chance_pass_at_k,
                     pass_at_k_items)
@@ -63,7 +63,8 @@ def sample_and_check(generator: Generator, items: pd.DataFrame, prompt: PromptCo
     convs = [messages(r, prompt) for r in rows]
     outs = generator.generate(convs, sampling, keys=[r["uid"] for r in rows], desc=desc)
     records = []
-    for r, texts in zip(rows, outs):
+    for r, conv, completions in zip(rows, convs, outs):
+        texts = [reply(conv, t) for t in completions]
         verdicts = [judge(t, answer=r["answer"], answer_type=r["answer_type"], choices=r["choices"], meta=r["meta"])
                     for t in texts]
         records.append({"model": model, "task": r["task"], "uid": r["uid"], "n": len(texts),
@@ -99,6 +100,23 @@ def paired_gain(base: pd.DataFrame, trained: pd.DataFrame, k: int, *, iters: int
         rows.append({"task": task, "k": k, "base": float(b.mean()), "trained": float(t.mean()),
                      "gain": float(t.mean() - b.mean()), "ci_low": lo, "ci_high": hi, "n_items": int(len(g))})
     return pd.DataFrame(rows, columns=["task", "k", "base", "trained", "gain", "ci_low", "ci_high", "n_items"])
+
+
+def mean_gain_ci(base: pd.DataFrame, trained: pd.DataFrame, k: int, *, iters: int = 1000,
+                 seed: int = 0) -> tuple[float, float, float]:
+    """The gain in pass@k of the mean over sub-tasks (``trained`` - ``base`` on the same items), with
+    a 95% CI from a paired bootstrap of the items within each sub-task."""
+    import numpy as np
+
+    from .stats import hierarchical_bootstrap
+
+    merged = base.merge(trained, on=["task", "uid"], suffixes=("_b", "_t")).sort_values(["task", "uid"])
+    b = pass_at_k_items(merged["n_b"], merged["correct_b"], k)
+    t = pass_at_k_items(merged["n_t"], merged["correct_t"], k)
+    groups = merged["task"].to_numpy()
+    point = float(np.mean([t[groups == g].mean() - b[groups == g].mean() for g in np.unique(groups)]))
+    reps = hierarchical_bootstrap([t[None]], b, groups, iters=iters, seed=seed)[:, 0].mean(axis=1)
+    return point, float(np.quantile(reps, 0.025)), float(np.quantile(reps, 0.975))
 
 
 #: The aggregates reported for every k, named so that none is mistaken for another.

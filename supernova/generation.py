@@ -35,6 +35,7 @@ from .errors import ParamsError
 from .config import check_choice
 from .hardware import (DTYPES, ComputeConfig, apply_threads, log_resolved, resolve_backend, resolve_dtype,
                        torch_device)
+from .prompts import template_kwargs
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +125,17 @@ class HFGenerator(Generator):
         self.model = AutoModelForCausalLM.from_pretrained(
             model_path, dtype=getattr(torch, self.dtype), trust_remote_code=False).to(self.device).eval()
 
+    @classmethod
+    def on_model(cls, model, tok, cfg: GenerationConfig = GenerationConfig()) -> "HFGenerator":
+        """A generator sampling ``model`` as it is in memory (a model being trained: no copy is saved
+        or loaded); it samples in the model's own dtype, in eval mode, and leaves the mode as it was."""
+        self = cls.__new__(cls)
+        self.cfg, self.model, self.tok = cfg, model, tok
+        self.dtype = str(next(model.parameters()).dtype).removeprefix("torch.")
+        self.device = str(next(model.parameters()).device)
+        self.settings = {"backend": cls.name, "dtype": self.dtype, "device": self.device, "engine": "the trained model"}
+        return self
+
     def _prefilled(self, enc, n: int):
         """A KV cache of every prompt token but the last, computed once and repeated ``n`` times
         per prompt; ``generate`` then feeds only the last token (its logits start sampling)."""
@@ -154,11 +166,24 @@ class HFGenerator(Generator):
             kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
         else:
             kwargs.update(do_sample=True, temperature=sampling.temperature, top_p=sampling.top_p, top_k=0)
+        side, training = self.tok.padding_side, self.model.training
+        self.tok.padding_side = "left"
+        self.model.eval()
+        try:
+            self._batches(conversations, sampling, keys, bs, n, greedy, kwargs, bar, out)
+        finally:
+            self.tok.padding_side = side
+            self.model.train(training)
+        bar.close()
+        return out
+
+    def _batches(self, conversations, sampling, keys, bs, n, greedy, kwargs, bar, out) -> None:
+        import torch
+
         for start in range(0, len(conversations), bs):
             batch = list(conversations[start:start + bs])
             key = (keys[start] if keys else str(start))
-            texts = [self.tok.apply_chat_template(list(c), tokenize=False, add_generation_prompt=True)
-                     for c in batch]
+            texts = [self.tok.apply_chat_template(list(c), tokenize=False, **template_kwargs(c)) for c in batch]
             enc = self.tok(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
             torch.manual_seed(request_seed(sampling.seed, key))
             with torch.inference_mode():
@@ -171,8 +196,6 @@ class HFGenerator(Generator):
                 got = texts_out[i * n:(i + 1) * n]
                 out.append(got * sampling.n if greedy else got)
             bar.update(len(batch))
-        bar.close()
-        return out
 
     def close(self):
         del self.model
@@ -273,7 +296,7 @@ class VLLMGenerator(Generator):
                                  max_tokens=sampling.max_new_tokens, ignore_eos=sampling.ignore_eos,
                                  seed=request_seed(sampling.seed, k)) for k in keys]
         label = f"{desc} [vllm {self.settings['dtype']}]"
-        results = self.llm.chat([list(c) for c in conversations], params, add_generation_prompt=True,
+        results = self.llm.chat([list(c) for c in conversations], params, **template_kwargs(conversations[0]),
                                 use_tqdm=lambda *a, **kw: tqdm(*a, **{**kw, "desc": label}))
         out = []
         for r in results:

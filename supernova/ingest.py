@@ -34,7 +34,7 @@ import pyarrow.parquet as pq
 from .answer import AnswerConfig, normalize
 from .errors import InputError, ParamsError
 from .io import atomic_path, write_json
-from .prompts import PromptConfig, messages
+from .prompts import PromptConfig, messages, template_kwargs
 from .schema import ITEM, Item, conform, item_uid, items_frame
 from .sources import TaskItems, load_entry
 from .sources.common import progress
@@ -139,8 +139,8 @@ def _load_all(entries: list, where: str, seed: int, seen: dict[str, tuple[str, s
 def _prompt_lengths(items: list[Item], tokenizer, prompt: PromptConfig) -> list[int]:
     if tokenizer is None or not items:
         return [0] * len(items)
-    texts = [tokenizer.apply_chat_template(messages(it.to_row(), prompt), tokenize=False,
-                                           add_generation_prompt=True) for it in items]
+    convs = [messages(it.to_row(), prompt) for it in items]
+    texts = [tokenizer.apply_chat_template(c, tokenize=False, **template_kwargs(c)) for c in convs]
     enc = tokenizer(texts, add_special_tokens=False)["input_ids"]
     return [len(e) for e in enc]
 

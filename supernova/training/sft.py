@@ -13,7 +13,7 @@ import pandas as pd
 from ..generation import cuda_available
 from ..hardware import ComputeConfig, apply_threads, log_resolved, resolve_precision
 from ..model import load_trainable
-from ..prompts import PromptConfig, gold_completion, messages
+from ..prompts import PromptConfig, gold_completion, question_messages
 from .launch import batch_facts, check_world, launch, micro_batches, per_device_batch, processes_record, world_size
 from .resume import fresh_scratch, live_callbacks, save_final
 from .settings import SFTSettings
@@ -27,7 +27,7 @@ def gold_answer_batch(tok, rows: list[dict[str, Any]], prompt: PromptConfig, *, 
 
     ids, labels = [], []
     for r in rows:
-        conv = messages(r, prompt) if with_question else [{"role": "user", "content": ""}]
+        conv = question_messages(r, prompt) if with_question else [{"role": "user", "content": ""}]
         p_ids = tok(tok.apply_chat_template(conv, tokenize=False, add_generation_prompt=True),
                     add_special_tokens=False)["input_ids"]
         a_ids = tok(gold_completion(r) + tok.eos_token, add_special_tokens=False)["input_ids"]
@@ -45,7 +45,7 @@ def sft_dataset(items: pd.DataFrame, prompt: PromptConfig):
     from datasets import Dataset
 
     rows = items.to_dict("records")
-    return Dataset.from_list([{"prompt": messages(r, prompt),
+    return Dataset.from_list([{"prompt": question_messages(r, prompt),
                                "completion": [{"role": "assistant", "content": r["target"]}]}
                               for r in rows])
 
