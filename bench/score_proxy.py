@@ -29,7 +29,8 @@ from supernova import paths
 from supernova.config import from_section, load_params
 from supernova.prompts import PromptConfig
 from supernova.schema import ITEM, PROBE, UTILITY, read_table
-from supernova.score import ScoreConfig, score_task_gradient
+from supernova.score import score_task_gradient
+from supernova.scoring import ScoreConfig
 from supernova.stats import spearman_ci
 from supernova.utility import matrix, mean_by_task
 
@@ -50,9 +51,9 @@ def main() -> None:
     dev = read_table(paths.TARGET_DEV, ITEM)
     with tempfile.TemporaryDirectory() as cache:  # target gradients: computed by the first task, reused
         proxy = pd.concat([score_task_gradient(t, read_table(paths.probe_file(t), PROBE), paths.BASE_MODEL, dev,
-                                               cfg, prompt, Path(cache), ks=(cfg.k,))[0] for t in cfg.tasks],
+                                               cfg, prompt, Path(cache))[0] for t in cfg.tasks],
                           ignore_index=True)
-    m_rl, m_px = matrix(rl, cfg.k), matrix(proxy, cfg.k)
+    m_rl, m_px = matrix(rl, cfg.ranking_metric), matrix(proxy, "gradient")
     pairs = m_rl.merge(m_px, on=["source_task", "target_task"], suffixes=("_rl", "_proxy"))
     rho_pairs = spearman_ci(pairs["utility_rl"], pairs["utility_proxy"])
     means = mean_by_task(m_rl).merge(mean_by_task(m_px), on="source_task", suffixes=("_rl", "_proxy"))
@@ -60,7 +61,7 @@ def main() -> None:
     sec_rl = rl.groupby(["source_task", "seed"])["seconds"].first().groupby("source_task").sum()
     sec_px = proxy.groupby(["source_task", "seed"])["seconds"].first().groupby("source_task").sum()
     print(f"pool: {len(cfg.tasks)} source tasks x {pairs['target_task'].nunique()} target sub-tasks, "
-          f"utility at pass@{cfg.k}, proxy over the top {cfg.proxy_layers} layers")
+          f"RL utility by {cfg.ranking_metric}, proxy over the top {cfg.proxy_layers} layers")
     print(f"{'task':28s} {'RL s':>8s} {'proxy s':>8s}   {'RL mean U':>9s} {'proxy mean cos':>14s}")
     for r in means.itertuples():
         print(f"{r.source_task:28s} {sec_rl[r.source_task]:8.1f} {sec_px[r.source_task]:8.1f}   "

@@ -4,9 +4,9 @@ mixture (Parquet) and its manifest (mixture.yaml, tracked in git)."""
 from supernova import interventions, paths, stage
 from supernova.config import from_section
 from supernova.io import file_sha256, write_yaml
-from supernova.mix import MixConfig, choose_tasks, draw_items, manifest, subtasks_without_task
+from supernova.mix import MixConfig, choose_tasks, draw_items, low_snr, manifest, subtasks_without_task
 from supernova.schema import ITEM, PROBE, TASK_UTILITY, UTILITY_MATRIX, read_table, write_table
-from supernova.score import ScoreConfig
+from supernova.scoring import ScoreConfig
 
 
 def main(params: dict) -> None:
@@ -19,11 +19,12 @@ def main(params: dict) -> None:
     items = draw_items(probed, list(why), cfg)
     items, counts = interventions.apply(items, cfg.interventions, cfg.seed)
     write_table(paths.MIXTURE, items, ITEM)
-    ranked_by = (f"{score.method} utility at pass@{score.k}, {'point estimate' if cfg.select_by == 'mean' else 'lower 95% bound'}"
+    ranked_by = (f"{score.method} utility by {score.ranking_metric}, "
+                 f"{'point estimate' if cfg.select_by == 'mean' else 'lower 95% bound'}"
                  f", {'over the base model' if score.baseline == 'base' else 'net of the format control'}")
     write_yaml(paths.MIXTURE_MANIFEST, manifest(
         cfg, why, items, probed, str(paths.MIXTURE), file_sha256(paths.MIXTURE), ranked_by, counts,
-        subtasks_without_task(m, cfg, tasks, score.baseline)))
+        subtasks_without_task(m, cfg, tasks, score.baseline), low_snr(m) if cfg.strategy == "micro" else None))
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from supernova.config import from_section
 from supernova.halving import ROUNDS, plan, promote
 from supernova.io import atomic_path, write_json
 from supernova.schema import UTILITY, read_table
-from supernova.score import CONTROL, ScoreConfig
+from supernova.scoring import CONTROL, ScoreConfig
 
 
 def main(params: dict) -> None:
@@ -23,7 +23,8 @@ def main(params: dict) -> None:
     earlier = [read_table(paths.score_dir(r, t) / "utility.parquet", UTILITY)
                for r in ROUNDS[:ROUNDS.index(round_)] for t in cfg.tasks]
     rows = pd.concat(earlier, ignore_index=True) if earlier else pd.DataFrame(columns=UTILITY.names)
-    decisions, record = promote(round_, list(cfg.tasks), rows[rows["k"] == cfg.k], rounds, cfg.halving.rank_by)
+    decisions, record = promote(round_, list(cfg.tasks), rows[rows["metric"] == cfg.ranking_metric], rounds,
+                                cfg.halving.rank_by)
     runs_this_round = bool(record["promoted"])
     this = rounds[ROUNDS.index(round_)]
     decisions[CONTROL] = {"round": round_, "task": CONTROL, "promoted": cfg.control and runs_this_round,

@@ -13,7 +13,8 @@ from supernova.generation import GenerationConfig
 from supernova.hardware import ComputeConfig
 from supernova.prompts import PromptConfig
 from supernova.schema import PROBE, read_table
-from supernova.score import ScoreConfig, score_unit, training_items
+from supernova.score import score_unit
+from supernova.scoring import ScoreConfig, training_items
 
 
 def main(params: dict) -> None:
@@ -23,8 +24,8 @@ def main(params: dict) -> None:
     # holds only the keys dvc.yaml declares for it
     cfg = from_section(ScoreConfig, params, "score")
     probed = read_table(paths.probe_file(task), PROBE)
-    score_unit(task, round_, lambda seed: training_items(probed, task, cfg.target_size, seed), probed, cfg,
-               from_section(EvalConfig, params, "evaluate"), from_section(PromptConfig, params, "prompt"),
+    score_unit(task, round_, lambda seed: training_items(probed, task, cfg.target_size, seed, cfg.heldout), probed,
+               cfg, from_section(EvalConfig, params, "evaluate"), from_section(PromptConfig, params, "prompt"),
                from_section(GenerationConfig, params, "generation"), from_section(ComputeConfig, params, "compute"))
 
 

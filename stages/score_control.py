@@ -13,7 +13,8 @@ from supernova.generation import GenerationConfig
 from supernova.hardware import ComputeConfig
 from supernova.prompts import PromptConfig
 from supernova.schema import PROBE, read_table
-from supernova.score import CONTROL, ScoreConfig, control_items, score_unit
+from supernova.score import score_unit
+from supernova.scoring import CONTROL, ScoreConfig, control_items
 
 
 def main(params: dict) -> None:

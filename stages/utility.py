@@ -1,6 +1,7 @@
-"""Stage utility: the utility matrix with hierarchical-bootstrap CIs (raw and net of the format
-control), per-task means, reliability of the ranking, heatmap and sorted-bar plot data,
-metrics/utility.json."""
+"""Stage utility: the utility matrix by the metric mixing ranks by, with hierarchical-bootstrap CIs
+(raw and net of the format control), per-task means; for every metric, how far its ranking can be
+trusted (reliability, decision accuracy, SNR); each run's in-task gain; heatmap and sorted-bar
+plot data; metrics/utility.json."""
 
 import pandas as pd
 
@@ -8,27 +9,31 @@ from supernova import paths, stage
 from supernova.config import from_section
 from supernova.halving import ROUNDS
 from supernova.io import write_json
-from supernova.schema import (EVAL, PROBE, SCORE_EVAL, TASK_UTILITY, UTILITY, UTILITY_MATRIX, read_table,
-                              write_table)
-from supernova.score import CONTROL, ScoreConfig
+from supernova.schema import (EVAL, LIKELIHOOD, PROBE, RUNS, SCORE_EVAL, SCORE_LIKELIHOOD, TASK_UTILITY, UTILITY,
+                              UTILITY_MATRIX, read_table, write_table)
+from supernova.scoring import CONTROL, ScoreConfig
 from supernova.utility import build, plot_data
 
 
 def main(params: dict) -> None:
     cfg = from_section(ScoreConfig, params, "score").require_tasks()
     units = cfg.units
-    runs = pd.concat([read_table(paths.score_dir(r, t) / "utility.parquet", UTILITY) for r in ROUNDS for t in units],
-                     ignore_index=True)
-    items = pd.concat([read_table(paths.score_dir(r, t) / "items.parquet", SCORE_EVAL) for r in ROUNDS for t in units],
-                      ignore_index=True)
+
+    def gather(name, schema):
+        return pd.concat([read_table(paths.score_dir(r, t) / name, schema) for r in ROUNDS for t in units],
+                         ignore_index=True)
+
+    runs = gather("utility.parquet", UTILITY)
     write_table(paths.UTILITY, runs, UTILITY)
     base_rate = {t: float(read_table(paths.probe_file(t), PROBE)["pass_rate"].mean()) for t in cfg.tasks}
-    m, tasks, metrics = build(runs, items, read_table(paths.BASELINE_DEV, EVAL), list(cfg.tasks),
-                              CONTROL if cfg.control else None, cfg.k, cfg.method, base_rate,
+    m, tasks, metrics = build(runs, gather("items.parquet", SCORE_EVAL), gather("likelihood.parquet", SCORE_LIKELIHOOD),
+                              gather("heldout_base.parquet", LIKELIHOOD), read_table(paths.BASELINE_DEV, EVAL),
+                              read_table(paths.BASELINE_DEV_LIKELIHOOD, LIKELIHOOD), gather("runs.parquet", RUNS),
+                              list(cfg.tasks), CONTROL if cfg.control else None, cfg, base_rate,
                               iters=cfg.bootstrap, seed=params.get("seed", 0), file=str(paths.SCORE_DIR))
     write_table(paths.UTILITY_MATRIX, m, UTILITY_MATRIX)
     write_table(paths.TASK_UTILITY, tasks, TASK_UTILITY)
-    heat, bars = plot_data(m)
+    heat, bars = plot_data(m, tasks)
     write_json(paths.METRICS / "plots" / "utility_heatmap.json", heat)
     write_json(paths.METRICS / "plots" / "utility_mean.json", bars)
     write_json(paths.METRICS / "utility.json", metrics)

@@ -27,7 +27,8 @@ AT_LEAST_ONE = {"max_steps", "batch_size", "size", "total_size", "target_size", 
                 "max_completion_length", "prompts_per_step", "num_generations", "bootstrap", "proxy_layers",
                 "clusters", "per_task_cap", "per_group_cap", "lora_r", "target_dev_size", "target_test_size",
                 "max_prompt_tokens", "decontam_ngram", "length_target", "distractor_passages", "max_words",
-                "train_top_layers", "max_model_len", "max_num_batched_tokens", "train_micro_batch"}
+                "train_top_layers", "max_model_len", "max_num_batched_tokens", "train_micro_batch", "checkpoints",
+                "sample_items"}
 #: rates, temperatures, penalties and step intervals: numbers >= 0
 NON_NEGATIVE = {"temperature", "beta", "epsilon", "epsilon_high", "length_penalty", "save_steps", "kv_cache_gib"}
 #: numbers > 0

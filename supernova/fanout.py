@@ -51,7 +51,7 @@ from . import paths
 from .config import from_section, load_params
 from .errors import PipelineError
 from .hardware import ComputeConfig, Hardware, detect
-from .score import CONTROL
+from .scoring import CONTROL
 
 #: A round's score stages: ``score@<task>-r<i>`` and ``score-control@r<i>``.
 ROUND_STAGE = re.compile(r"^score@.+-(r\d+)$|^score-control@(r\d+)$")

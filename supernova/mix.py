@@ -5,9 +5,14 @@ Strategies (``mix.strategy``):
 * ``micro`` — for each target sub-task, its top-``k`` source tasks by utility; the union. Only a
   measured gain counts (utility above ``min_utility``): a sub-task that no task improves adds no
   task (the manifest lists it under ``subtasks_without_task``, with the best candidate), and equal
-  utilities are ordered by mean utility. If no task improves any sub-task, micro falls back to
-  macro's choice, and the manifest says so.
+  utilities are ordered by mean utility. On a sub-task whose signal-to-noise ratio is below
+  ``score.min_snr`` (the utility matrix's ``low_snr``) the order of its cells is noise: there the
+  tasks are ranked by their mean utility over sub-tasks instead (macro's ranking), and the
+  manifest lists the sub-task under ``low_snr_subtasks``. If no task improves any sub-task, micro
+  falls back to macro's choice, and the manifest says so.
 * ``macro`` — the top-``k`` source tasks by mean utility over sub-tasks.
+* ``bottom`` — the ``k`` source tasks with the lowest mean utility (macro's opposite: trained
+  against macro, it tests whether the ranking predicts training).
 
 What "utility" means here: ``select_by: mean`` ranks by the point estimate, ``select_by: lcb`` by
 the lower bound of its 95% CI (a gain counts only when it is separable from no gain); against the
@@ -34,7 +39,7 @@ from .errors import InputError, ParamsError
 from .interventions import InterventionConfig
 from .utility import mean_by_task
 
-STRATEGIES = ("micro", "macro", "random", "all", "manual")
+STRATEGIES = ("micro", "macro", "bottom", "random", "all", "manual")
 SELECT_BY = ("mean", "lcb")
 
 
@@ -43,8 +48,9 @@ class MixConfig:
     """params.yaml section ``mix``.
 
     Attributes:
-        strategy: ``micro`` | ``macro`` | ``random`` | ``all`` | ``manual``.
-        k: top-k per sub-task (micro), overall (macro), or the number of random tasks.
+        strategy: ``micro`` | ``macro`` | ``bottom`` | ``random`` | ``all`` | ``manual``.
+        k: top-k per sub-task (micro), overall (macro), the bottom k (bottom), or the number of
+            random tasks.
         total_size: items in the mixture, matched across strategies.
         per_task_cap: at most this many items from one task (``null``: no cap).
         manual_tasks: the task list for ``manual``.
@@ -101,20 +107,34 @@ def _scores(m: pd.DataFrame, tasks: pd.DataFrame | None, cfg: MixConfig, baselin
     return m.assign(score=m[cell]), means
 
 
-def _top_by_mean(means: pd.Series, k: int) -> dict[str, dict[str, Any]]:
-    ranked = means.sort_values(ascending=False, kind="stable").head(k).index
+def _top_by_mean(means: pd.Series, k: int, *, bottom: bool = False) -> dict[str, dict[str, Any]]:
+    ranked = means.sort_values(ascending=bottom, kind="stable").head(k).index
     return {t: {"rank": rank} for rank, t in enumerate(ranked, 1)}
 
 
+def low_snr(m: pd.DataFrame) -> dict[str, float | None]:
+    """The sub-tasks the utility matrix flags as too noisy to rank on (``low_snr``), with their SNR."""
+    if "low_snr" not in m.columns:
+        return {}
+    flagged = m[m["low_snr"].fillna(False).astype(bool)].drop_duplicates("target_task")
+    return {r.target_task: (None if pd.isna(r.snr) else round(float(r.snr), 2)) for r in flagged.itertuples()}
+
+
 def _top_per_subtask(m: pd.DataFrame, means: pd.Series, cfg: MixConfig) -> dict[str, dict[str, Any]]:
-    """Micro: each sub-task's top-k tasks among those with a gain there (ties: higher mean first)."""
+    """Micro: each sub-task's top-k tasks among those with a gain there (ties: higher mean first);
+    on a low-SNR sub-task, by the mean over sub-tasks."""
     why: dict[str, dict[str, Any]] = {}
-    gains = m[m.score > cfg.min_utility].assign(mean_utility=lambda d: d.source_task.map(means))
-    for target, g in gains.groupby("target_task", sort=True):
+    noisy = low_snr(m)
+    m = m.assign(mean_utility=lambda d: d.source_task.map(means))
+    m = m.assign(score=[r.mean_utility if r.target_task in noisy else r.score for r in m.itertuples()])
+    key = "utility" if cfg.select_by == "mean" else "utility_lcb"
+    for target, g in m[m.score > cfg.min_utility].groupby("target_task", sort=True):
         top = g.sort_values(["score", "mean_utility", "source_task"], ascending=[False, False, True])
         for rank, r in enumerate(top.head(cfg.k).itertuples(), 1):
-            why.setdefault(r.source_task, {"chosen_for": {}})["chosen_for"][target] = {
-                "rank": rank, ("utility" if cfg.select_by == "mean" else "utility_lcb"): round(float(r.score), 4)}
+            entry = {"rank": rank, (f"mean_{key}" if target in noisy else key): round(float(r.score), 4)}
+            if target in noisy:
+                entry["ranked_by"] = "mean over sub-tasks (low SNR here)"
+            why.setdefault(r.source_task, {"chosen_for": {}})["chosen_for"][target] = entry
     return why
 
 
@@ -123,7 +143,10 @@ def subtasks_without_task(m: pd.DataFrame, cfg: MixConfig, tasks: pd.DataFrame |
     """Micro: the sub-tasks that add no task, each with why (its best candidate's value)."""
     if cfg.strategy != "micro":
         return {}
-    scored, _ = _scores(m, tasks, cfg, baseline)
+    scored, means = _scores(m, tasks, cfg, baseline)
+    noisy = low_snr(m)
+    scored = scored.assign(score=[means[r.source_task] if r.target_task in noisy else r.score
+                                  for r in scored.itertuples()])
     what = ("utility" if cfg.select_by == "mean" else "lower 95% bound of the utility") + (
         "" if baseline == "base" else " net of the format control")
     out = {}
@@ -148,6 +171,8 @@ def choose_tasks(m: pd.DataFrame, cfg: MixConfig, tasks: pd.DataFrame | None = N
             for t, w in _top_by_mean(means, cfg.k).items()}
     elif cfg.strategy == "macro":
         why = _top_by_mean(means, cfg.k)
+    elif cfg.strategy == "bottom":
+        why = _top_by_mean(means, cfg.k, bottom=True)
     elif cfg.strategy == "random":
         why = {t: {} for t in random.Random(cfg.seed).sample(names, min(cfg.k, len(names)))}
     elif cfg.strategy == "all":
@@ -197,8 +222,9 @@ def draw_items(probed: dict[str, pd.DataFrame], chosen: list[str], cfg: MixConfi
 
 def manifest(cfg: MixConfig, why: dict[str, dict[str, Any]], items: pd.DataFrame, probed: dict[str, pd.DataFrame],
              items_file: str, items_sha256: str, ranked_by: str, intervention_counts: dict[str, int],
-             without_task: dict[str, str] | None = None) -> dict:
-    """The human-readable record of the mixture, reviewed in pull requests."""
+             without_task: dict[str, str] | None = None, noisy: dict[str, float | None] | None = None) -> dict:
+    """The human-readable record of the mixture, reviewed in pull requests (``noisy``: the low-SNR
+    sub-tasks micro ranked by the mean over sub-tasks)."""
     counts = items["task"].value_counts()
     tasks = []
     for t, info in why.items():
@@ -214,4 +240,6 @@ def manifest(cfg: MixConfig, why: dict[str, dict[str, Any]], items: pd.DataFrame
         "interventions": intervention_counts,
         "items_file": items_file, "items_sha256": items_sha256, "tasks": tasks,
         **({"subtasks_without_task": without_task} if without_task else {}),
+        **({"low_snr_subtasks": {t: f"SNR {v} below score.min_snr: ranked by the mean over sub-tasks"
+                                 for t, v in noisy.items()}} if noisy else {}),
     }

@@ -12,7 +12,10 @@ TARGET_TEST = DATA / "items" / "targets" / "test.parquet"
 PROBE_DIR = DATA / "probe"                         # <task>.parquet
 BASELINE_DEV = DATA / "baseline" / "dev.parquet"
 BASELINE_TEST = DATA / "baseline" / "test.parquet"
-SCORE_DIR = DATA / "score"                         # <round>/<task>/{utility,items}.parquet
+BASELINE_DEV_LIKELIHOOD = DATA / "baseline" / "dev_likelihood.parquet"   # LIKELIHOOD of the base on every dev item
+BASELINE_DEV_HIDDEN = DATA / "baseline" / "dev_hidden.safetensors"       # its encoding below the trained layers
+BASELINE_TEST_LIKELIHOOD = DATA / "baseline" / "test_likelihood.parquet"  # LIKELIHOOD of the base on every test item
+SCORE_DIR = DATA / "score"                         # <round>/<task>/: see supernova.score.score_unit
 HALVING_DIR = DATA / "halving"                     # <round>/<task>.json: which tasks a round runs
 UTILITY = DATA / "utility" / "utility.parquet"     # per run (task, seed): UTILITY rows
 UTILITY_MATRIX = DATA / "utility" / "matrix.parquet"
@@ -28,6 +31,7 @@ TRAIN_SCRATCH = DATA / "scratch" / "rl-train"
 SCORE_SCRATCH = DATA / "scratch" / "score"
 TEACHER_SCRATCH = DATA / "scratch" / "sft-teacher"   # an embedded teacher model, converted for sft-select
 TRAINED_EVAL = DATA / "eval" / "trained.parquet"
+TRAINED_LIKELIHOOD = DATA / "eval" / "trained_likelihood.parquet"
 
 
 
@@ -36,7 +40,9 @@ def probe_file(task: str) -> Path:
 
 
 def score_dir(round_: str, task: str) -> Path:
-    """One scoring run's outputs: ``utility.parquet`` (UTILITY) and ``items.parquet`` (SCORE_EVAL)."""
+    """One score stage's outputs: ``utility.parquet`` (UTILITY), ``items.parquet`` (SCORE_EVAL),
+    ``likelihood.parquet`` (SCORE_LIKELIHOOD), ``heldout_base.parquet`` (LIKELIHOOD) and
+    ``runs.parquet`` (RUNS)."""
     return SCORE_DIR / round_ / task
 
 

@@ -66,14 +66,52 @@ SCORE_EVAL = pa.schema(list(EVAL) + [
     ("round", pa.string()),        # scoring round ("r0", "r1", ...; see supernova.halving)
 ])
 
-#: Utility of a source task for a target sub-task from one run (one seed): pass@k of the task's RL
-#: checkpoint minus the base model's, on the target's dev split, with a paired item-bootstrap CI.
+#: The teacher-forced metrics of an item, computed by :mod:`supernova.likelihood`: the gold answer's
+#: log-probability per token and per byte, and for multiple choice the gold option's normalised
+#: probability and margin in the letter form and in the cloze form.
+METRICS = ("gold_logprob_token", "gold_logprob_byte", "letter_norm_prob", "letter_margin", "cloze_norm_prob",
+           "cloze_margin")
+
+#: Teacher-forced metrics of one model on items (:data:`METRICS`): NaN where a metric does not
+#: apply (the option metrics of a free-form item).
+LIKELIHOOD = pa.schema([
+    ("model", pa.string()),        # "base", "trained", or "score:<source task>"
+    ("task", pa.string()),
+    ("uid", pa.string()),
+] + [(m, pa.float64()) for m in METRICS])
+
+#: Teacher-forced metrics of one utility run's checkpoints: on the target dev items (split ``dev``)
+#: and on held-out items of the run's own source task (split ``heldout``), at each scored step.
+SCORE_LIKELIHOOD = pa.schema(list(LIKELIHOOD) + [
+    ("source_task", pa.string()),
+    ("seed", pa.int32()),
+    ("round", pa.string()),
+    ("split", pa.string()),        # "dev" or "heldout"
+    ("step", pa.int32()),          # the optimizer step the checkpoint was scored after
+])
+
+#: What one utility run learned, by its own record.
+RUNS = pa.schema([
+    ("source_task", pa.string()),
+    ("seed", pa.int32()),
+    ("round", pa.string()),
+    ("steps", pa.int32()),
+    ("seconds", pa.float64()),        # wall time: training, checkpoint scoring and sampling
+    ("reward_first", pa.float64()),   # mean reward of the first quarter of the steps
+    ("reward_last", pa.float64()),    # mean reward of the last quarter of the steps
+    ("zero_std_share", pa.float64()),  # share of GRPO groups whose rewards were all equal (no gradient)
+    ("logprob_drift", pa.float64()),  # mean |gold log-prob per token, last checkpoint - base| on the dev items
+])
+
+#: Utility of a source task for a target sub-task from one run (one seed) by one metric
+#: (``pass@<k>`` sampled, or a teacher-forced one averaged over the run's last checkpoints): the
+#: checkpoint minus the base model on the target's dev items, with a paired item-bootstrap CI.
 UTILITY = pa.schema([
     ("source_task", pa.string()),
     ("target_task", pa.string()),
     ("seed", pa.int32()),
     ("round", pa.string()),        # scoring round the run belongs to
-    ("k", pa.int32()),
+    ("metric", pa.string()),
     ("base", pa.float64()),
     ("trained", pa.float64()),
     ("utility", pa.float64()),
@@ -82,7 +120,7 @@ UTILITY = pa.schema([
     ("n_items", pa.int32()),
     ("method", pa.string()),       # "rl" or a proxy such as "gradient"
     ("seconds", pa.float64()),     # wall time of this task's run (training + evaluation, or the proxy)
-    ("parse_rate", pa.float64()),  # share of the checkpoint's completions with a readable answer
+    ("parse_rate", pa.float64()),  # share of the checkpoint's sampled completions with a readable answer
 ])
 
 #: The utility matrix: one row per (source task, target sub-task), over every seed and round, with
@@ -90,8 +128,8 @@ UTILITY = pa.schema([
 UTILITY_MATRIX = pa.schema([
     ("source_task", pa.string()),
     ("target_task", pa.string()),
-    ("k", pa.int32()),
-    ("utility", pa.float64()),     # mean over seeds of pass@k(checkpoint) - pass@k(base)
+    ("metric", pa.string()),
+    ("utility", pa.float64()),     # mean over seeds of the metric's checkpoint - base
     ("ci_low", pa.float64()),
     ("ci_high", pa.float64()),
     ("net_utility", pa.float64()),  # utility minus the format control's (NaN without a control)
@@ -100,13 +138,15 @@ UTILITY_MATRIX = pa.schema([
     ("control_utility", pa.float64()),  # the format control's own utility on this sub-task
     ("seeds", pa.int32()),         # runs (seeds) the cell averages
     ("n_items", pa.int32()),
-    ("parse_rate", pa.float64()),  # mean over the task's checkpoints
+    ("parse_rate", pa.float64()),  # mean over the task's checkpoints' sampled completions
+    ("snr", pa.float64()),         # the target sub-task's signal-to-noise ratio (supernova.utility.signal_noise)
+    ("low_snr", pa.bool_()),       # below score.min_snr: micro mixing ranks by the mean over sub-tasks there
 ])
 
 #: Mean utility of each source task over target sub-tasks (what macro ranks by), with CIs.
 TASK_UTILITY = pa.schema([
     ("source_task", pa.string()),
-    ("k", pa.int32()),
+    ("metric", pa.string()),
     ("mean_utility", pa.float64()),
     ("ci_low", pa.float64()),
     ("ci_high", pa.float64()),

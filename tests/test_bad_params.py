@@ -9,7 +9,7 @@ from supernova.evaluation import EvalConfig
 from supernova.mix import MixConfig
 from supernova.probe import ProbeConfig
 from supernova.rl_train import RLTrainConfig
-from supernova.score import ScoreConfig
+from supernova.scoring import ScoreConfig
 from supernova.sft_select import SFTSelectConfig
 
 CASES = [

@@ -8,7 +8,7 @@ from supernova.config import from_section
 from supernova.errors import ParamsError
 from supernova.evaluation import EvalConfig
 from supernova.rl_train import RLTrainConfig
-from supernova.score import ScoreConfig
+from supernova.scoring import ScoreConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -27,7 +27,7 @@ def test_budget_caps_the_total_and_must_cover_round_zero():
 
 
 def rows(table: dict, round_="r0", seeds=(0,)):
-    return pd.DataFrame([{"source_task": s, "target_task": t, "seed": sd, "round": round_, "k": 1, "utility": u}
+    return pd.DataFrame([{"source_task": s, "target_task": t, "seed": sd, "round": round_, "metric": "pass@1", "utility": u}
                          for s, row in table.items() for t, u in row.items() for sd in seeds])
 
 

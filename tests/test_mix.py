@@ -19,7 +19,7 @@ def utility_table():
     for s, row in U.items():
         for t, u in row.items():
             for seed, jitter in ((0, -0.01), (1, 0.01)):
-                rows.append({"source_task": s, "target_task": t, "seed": seed, "k": 1, "base": 0.2,
+                rows.append({"source_task": s, "target_task": t, "seed": seed, "metric": "pass@1", "base": 0.2,
                              "trained": 0.2 + u + jitter, "utility": u + jitter, "ci_low": u - 0.1,
                              "ci_high": u + 0.1, "n_items": 16, "method": "rl", "seconds": 60.0})
     return pd.DataFrame(rows)
@@ -31,7 +31,7 @@ def probed(task, n):
 
 
 def test_matrix_averages_seeds_and_reports_spread():
-    m = matrix(utility_table(), 1)
+    m = matrix(utility_table(), "pass@1")
     row = m[(m.source_task == "a") & (m.target_task == "t1")].iloc[0]
     assert row.utility == pytest.approx(0.30) and row.spread == pytest.approx(0.01) and row.seeds == 2
     assert mean_by_task(m)["source_task"].tolist() == ["a", "c", "b", "d"]
@@ -41,15 +41,17 @@ def test_matrix_averages_seeds_and_reports_spread():
     ("micro", 1, ["a", "b", "c"]),      # top-1 per target: t1->a, t2->b, t3->c
     ("macro", 1, ["a"]),
     ("macro", 2, ["a", "c"]),
+    ("bottom", 1, ["d"]),
+    ("bottom", 2, ["b", "d"]),
     ("all", 1, ["a", "b", "c", "d"]),
 ])
 def test_strategies(strategy, k, expected):
-    why = choose_tasks(matrix(utility_table(), 1), MixConfig(strategy=strategy, k=k))
+    why = choose_tasks(matrix(utility_table(), "pass@1"), MixConfig(strategy=strategy, k=k))
     assert list(why) == expected
 
 
 def test_micro_records_why():
-    why = choose_tasks(matrix(utility_table(), 1), MixConfig(strategy="micro", k=1))
+    why = choose_tasks(matrix(utility_table(), "pass@1"), MixConfig(strategy="micro", k=1))
     assert why["b"]["chosen_for"] == {"t2": {"rank": 1, "utility": 0.2}}
     assert why["a"]["mean_utility"] == pytest.approx(0.1667, abs=1e-4)
 
@@ -67,8 +69,25 @@ def test_micro_counts_only_gains_and_breaks_ties_by_mean_utility():
     assert list(fallback) == ["a"] and "min_utility" in fallback["a"]["fallback"]
 
 
+def test_micro_ranks_a_low_snr_subtask_by_the_mean_and_the_manifest_says_so():
+    m = matrix(utility_table(), "pass@1").assign(snr=lambda d: [0.5 if t == "t3" else 9.0 for t in d.target_task])
+    m["low_snr"] = m["snr"] < 2
+    why = choose_tasks(m, MixConfig(strategy="micro", k=1))
+    # t3's own leader is c; its cells are noise there, so the best mean over sub-tasks (a) is chosen
+    assert list(why) == ["a", "b"]
+    assert why["a"]["chosen_for"]["t3"]["ranked_by"] == "mean over sub-tasks (low SNR here)"
+    assert "ranked_by" not in why["a"]["chosen_for"]["t1"]
+    from supernova.mix import low_snr
+
+    assert low_snr(m) == {"t3": 0.5}
+    items = pd.DataFrame({"uid": ["a0", "b0"], "task": ["a", "b"]})
+    man = manifest(MixConfig(), why, items, {"a": probed("a", 4), "b": probed("b", 4)}, "x", "sha", "rl", {},
+                   noisy=low_snr(m))
+    assert "t3" in man["low_snr_subtasks"] and "mean over sub-tasks" in man["low_snr_subtasks"]["t3"]
+
+
 def test_random_is_seeded_and_manual_checks_names():
-    m = matrix(utility_table(), 1)
+    m = matrix(utility_table(), "pass@1")
     r1 = choose_tasks(m, MixConfig(strategy="random", k=2, seed=3))
     assert r1 == choose_tasks(m, MixConfig(strategy="random", k=2, seed=3)) and len(r1) == 2
     assert list(choose_tasks(m, MixConfig(strategy="manual", manual_tasks=("d",)))) == ["d"]

@@ -6,8 +6,11 @@ import pandas as pd
 import pytest
 
 from supernova.errors import InputError
-from supernova.schema import SCORE_EVAL, TASK_UTILITY, UTILITY_MATRIX, conform
-from supernova.utility import build, estimate, item_scores, reliability
+from supernova.schema import METRICS
+from supernova.schema import SCORE_EVAL, SCORE_LIKELIHOOD, TASK_UTILITY, UTILITY_MATRIX, conform
+from supernova.scoring import ScoreConfig
+from supernova.utility import (build, decision_accuracy, estimate, in_task_gain, item_scores, learning,
+                               likelihood_scores, reliability, signal_noise)
 
 TARGETS = {"t1": 24, "t2": 24}
 
@@ -36,7 +39,7 @@ def test_net_of_control_is_raw_minus_control_in_every_cell_and_the_control_is_ne
     rng = np.random.default_rng(0)
     items = runs(rng, {"a": 0.3, "b": 0.25, "format_control": 0.2})
     sc = item_scores(items, base_rows(rng), ["a", "b", "format_control"], 1, file="x")
-    est = estimate(sc, ["a", "b"], "format_control", 1, iters=300)
+    est = estimate(sc, ["a", "b"], "format_control", "pass@1", iters=300)
     conform(est.matrix, UTILITY_MATRIX)
     conform(est.tasks, TASK_UTILITY)
     m = est.matrix
@@ -50,7 +53,7 @@ def test_net_of_control_is_raw_minus_control_in_every_cell_and_the_control_is_ne
 def test_without_a_control_net_columns_are_empty():
     rng = np.random.default_rng(1)
     sc = item_scores(runs(rng, {"a": 0.2, "b": 0.1}), base_rows(rng), ["a", "b"], 1, file="x")
-    est = estimate(sc, ["a", "b"], None, 1, iters=100)
+    est = estimate(sc, ["a", "b"], None, "pass@1", iters=100)
     assert est.matrix["net_utility"].isna().all() and est.tasks["net_mean_utility"].isna().all()
 
 
@@ -58,7 +61,7 @@ def test_separation_flags_a_clear_leader_only():
     rng = np.random.default_rng(2)
     gains = {"a": {"t1": 0.45, "t2": 0.05}, "b": {"t1": 0.05, "t2": 0.06}, "c": {"t1": 0.0, "t2": 0.05}}
     sc = item_scores(runs(rng, gains), base_rows(rng), list(gains), 1, file="x")
-    sep = estimate(sc, list(gains), None, 1, iters=500).separation
+    sep = estimate(sc, list(gains), None, "pass@1", iters=500).separation
     assert sep["t1"]["top"] == "a" and sep["t1"]["separable"] and sep["t1"]["ci_low"] > 0
     assert not sep["t2"]["separable"] and sep["t2"]["ci_low"] <= 0 <= sep["t2"]["ci_high"]
 
@@ -80,6 +83,39 @@ def test_reliability_is_high_for_distinct_tasks_and_near_zero_for_identical_ones
     assert reliability(one_seed, list(distinct), splits=40)["halves"] is None      # no seed halves of one seed
 
 
+def likelihood_rows(rng, gains: dict, seeds=(0, 1, 2), seed_sd=0.0, steps=(3, 4), item_sd=0.3, metric_value=-2.0):
+    """SCORE_LIKELIHOOD rows of the dev split: each item's gold log-prob is its base value plus the
+    task's gain, the run's seed effect, and per checkpoint a little noise."""
+    base = {f"{t}-{i}": metric_value + rng.normal(0, item_sd) for t, m in TARGETS.items() for i in range(m)}
+    out = []
+    for task, g in gains.items():
+        for s in seeds:
+            shift = rng.normal(0, seed_sd)
+            for step in steps:
+                for t, m in TARGETS.items():
+                    gain = g[t] if isinstance(g, dict) else g
+                    for i in range(m):
+                        uid = f"{t}-{i}"
+                        out.append({"model": f"score:{task}", "task": t, "uid": uid, **dict.fromkeys(METRICS, np.nan),
+                                    "gold_logprob_token": base[uid] + gain + shift + rng.normal(0, 0.01),
+                                    "source_task": task, "seed": s, "round": "r0", "split": "dev", "step": step})
+    base_tf = pd.DataFrame([{"model": "base", "task": u.split("-")[0], "uid": u, **dict.fromkeys(METRICS, np.nan),
+                             "gold_logprob_token": v} for u, v in base.items()])
+    return pd.DataFrame(out), base_tf
+
+
+def build_inputs(rng, gains, seeds):
+    items = runs(rng, gains, seeds=seeds)
+    util = items.groupby(["source_task", "seed", "round", "task"]).size().reset_index(name="n").rename(
+        columns={"task": "target_task"}).assign(metric="pass@1", utility=0.0)
+    lik, base_tf = likelihood_rows(rng, gains, seeds=seeds)
+    conform(lik, SCORE_LIKELIHOOD)
+    records = pd.DataFrame([{"source_task": t, "seed": s, "round": "r0", "steps": 4, "seconds": 1.0,
+                             "reward_first": 0.1, "reward_last": 0.3, "zero_std_share": 0.5, "logprob_drift": 0.1}
+                            for t in gains for s in seeds])
+    return util, items, lik, base_tf.iloc[:0], base_rows(rng), base_tf, records
+
+
 def test_one_seed_reports_item_reliability_and_no_seed_reliability():
     """With one seed per task, splitting dev items of the same runs measures item noise only: it is
     reported as item_reliability; the seed-half reliability (would the ranking replicate with new
@@ -87,26 +123,29 @@ def test_one_seed_reports_item_reliability_and_no_seed_reliability():
     rng = np.random.default_rng(6)
     gains = {"a": 0.3, "b": 0.2, "c": 0.1}
     for seeds in ((0,), (0, 1)):
-        items = runs(rng, gains, seeds=seeds)
-        util = items.groupby(["source_task", "seed", "round", "task"]).size().reset_index(name="n").rename(
-            columns={"task": "target_task"}).assign(k=1, utility=0.0)
-        metrics = build(util, items, base_rows(rng), list(gains), None, 1, "rl", {"a": 0.1, "b": 0.2, "c": 0.3},
-                        iters=100)[2]
+        util, items, lik, held, base, base_tf, records = build_inputs(rng, gains, seeds)
+        metrics = build(util, items, lik, held, base, base_tf, records, list(gains), None,
+                        ScoreConfig(tasks=tuple(gains), metric="pass@k"), {"a": 0.1, "b": 0.2, "c": 0.3}, iters=100)[2]
         assert metrics["item_reliability"]["halves"] == "items" and metrics["item_reliability"]["reliability"] > 0.5
         if len(seeds) == 1:
             assert metrics["reliability"]["halves"] is None and "seeds" in metrics["reliability"]["note"]
+            # one run per task: the noise of the teacher-forced metric comes from its last checkpoints
+            assert metrics["metrics"]["gold_logprob_token"]["snr"]["noise_from"] == "checkpoints"
         else:
             assert metrics["reliability"]["halves"] == "seeds"
+            assert metrics["metrics"]["gold_logprob_token"]["snr"]["noise_from"] == "seeds"
 
 
 def test_build_reports_reliability_separation_control_and_difficulty():
     rng = np.random.default_rng(4)
     gains = {"a": 0.3, "b": 0.2, "c": 0.1, "format_control": 0.15}
-    items = runs(rng, gains, seeds=(0, 1))
-    util = items.groupby(["source_task", "seed", "round", "task"]).size().reset_index(name="n").rename(
-        columns={"task": "target_task"}).assign(k=1, utility=0.0)
-    m, tasks, metrics = build(util, items, base_rows(rng), ["a", "b", "c"], "format_control", 1, "rl",
-                              {"a": 0.1, "b": 0.2, "c": 0.3}, iters=200)
+    util, items, lik, held, base, base_tf, records = build_inputs(rng, gains, (0, 1))
+    m, tasks, metrics = build(util, items, lik, held, base, base_tf, records, ["a", "b", "c"], "format_control",
+                              ScoreConfig(tasks=("a", "b", "c"), metric="pass@k"), {"a": 0.1, "b": 0.2, "c": 0.3},
+                              iters=200)
+    conform(m, UTILITY_MATRIX)
+    conform(tasks, TASK_UTILITY)
+    assert metrics["metric"] == "pass@1"
     assert metrics["best_task"] == "a" and metrics["reliability"]["halves"] == "seeds"
     assert metrics["control"]["seeds"] == 2 and set(metrics["control"]["utility"]) == set(TARGETS)
     assert metrics["tasks"]["a"]["net"]["value"] == pytest.approx(metrics["tasks"]["a"]["raw"]["value"]
@@ -116,6 +155,65 @@ def test_build_reports_reliability_separation_control_and_difficulty():
     assert metrics["parse_rate"]["base"] == {"t1": 0.5, "t2": 0.5}
     assert metrics["schedule"] == {"r0": {"tasks": ["a", "b", "c"], "runs": 6}}
     assert 0 <= metrics["separable_subtasks"] <= 2
+    # every metric the runs have is reported; the continuous one ranks the three tasks as they are
+    assert set(metrics["metrics"]) == {"pass@1", "gold_logprob_token"}
+    tf = metrics["metrics"]["gold_logprob_token"]
+    assert tf["decision_accuracy"]["overall"] == 1.0 and tf["reliability"]["reliability"] == 1.0
+    assert metrics["runs"]["a/seed0"]["zero_std_share"] == 0.5
+
+
+def test_mixing_ranks_by_the_chosen_metric():
+    rng = np.random.default_rng(7)
+    gains = {"a": 0.3, "b": 0.2, "c": 0.1}
+    inputs = build_inputs(rng, gains, (0, 1))
+    m, tasks, metrics = build(*inputs, list(gains), None, ScoreConfig(tasks=tuple(gains), metric="gold_logprob_token"),
+                              {}, iters=100)
+    assert metrics["metric"] == "gold_logprob_token" and set(m["metric"]) == {"gold_logprob_token"}
+    assert list(tasks.sort_values("mean_utility", ascending=False)["source_task"]) == ["a", "b", "c"]
+    # both metrics order a > b > c: every pair agrees with the sampled reference
+    agree = metrics["agreement_with_pass_at_k"]
+    assert agree["reference"] == "pass@1"
+    tf = agree["metrics"]["gold_logprob_token"]
+    assert tf["decision_accuracy"] == 1.0 and tf["spearman"] == 1.0
+    assert 0 <= tf["decision_accuracy_ci_low"] <= tf["decision_accuracy_ci_high"] <= 1
+    with pytest.raises(InputError, match="score.metric"):
+        build(*inputs, list(gains), None, ScoreConfig(tasks=tuple(gains), metric="letter_norm_prob"), {}, iters=50)
+
+
+def test_decision_accuracy_and_snr_separate_distinct_tasks_from_identical_ones():
+    rng = np.random.default_rng(10)
+    distinct = {f"s{i}": 0.2 * i for i in range(4)}
+    same = {f"s{i}": 0.2 for i in range(4)}
+    out = {}
+    for name, gains in (("distinct", distinct), ("same", same)):
+        lik, base_tf = likelihood_rows(rng, gains, seeds=(0, 1, 2, 3), seed_sd=0.05)
+        sc = likelihood_scores(lik, base_tf, list(gains), "gold_logprob_token", file="x")
+        out[name] = (decision_accuracy(sc, list(gains), splits=30), signal_noise(sc, list(gains), min_snr=2.0))
+    da, snr = out["distinct"]
+    assert da["overall"] == 1.0 and all(v == 1.0 for v in da["per_subtask"].values())
+    assert snr["noise_from"] == "seeds" and snr["mean_over_subtasks"]["snr"] > 5 and snr["low_snr"] == []
+    # spread 0.6 over a seed-to-seed sd near 0.05
+    assert snr["per_subtask"]["t1"]["signal"] == pytest.approx(0.6, abs=0.1)
+    da, snr = out["same"]
+    assert da["overall"] < 0.9 and set(snr["low_snr"]) == set(TARGETS)
+
+
+def test_in_task_gain_and_which_runs_learned():
+    rng = np.random.default_rng(11)
+    lik, base_tf = likelihood_rows(rng, {"a": 0.4, "b": 0.0}, seeds=(0, 1))
+    held = lik.assign(split="heldout")
+    base_held = base_tf.assign(task=lambda d: "a")                   # every held-out item is task a's
+    held_b = held.assign(task="b")
+    gains = in_task_gain(pd.concat([held[held.source_task == "a"].assign(task="a"),
+                                    held_b[held_b.source_task == "b"]]),
+                         pd.concat([base_held, base_tf.assign(task="b")]), ["gold_logprob_token"], iters=200)
+    assert gains["a"]["gold_logprob_token"]["gain"] == pytest.approx(0.4, abs=0.02)
+    assert gains["a"]["gold_logprob_token"]["ci_low"] > 0.3
+    assert gains["b"]["gold_logprob_token"]["ci_low"] < 0 < gains["b"]["gold_logprob_token"]["ci_high"]
+    learned = learning(gains, "letter_norm_prob")        # a metric the items lack: judged by gold log-prob
+    assert learned["runs"] == 4 and learned["learned"] == 2
+    assert learned["tasks"]["a"]["separable_from_0"] and not learned["tasks"]["b"]["separable_from_0"]
+    assert learned["tasks"]["a"]["metric"] == "gold_logprob_token"
 
 
 def test_a_run_missing_a_dev_item_is_an_error_naming_the_task():
@@ -152,7 +250,7 @@ def test_separation_of_equal_tasks_holds_the_nominal_rate_where_choosing_on_the_
     same = split = cases = 0
     for i in range(300):
         sc = _equal_tasks(rng, seeds=1, seed_sd=0.0)
-        sep = estimate(sc, ["a", "b"], None, 1, iters=200, seed=i).separation
+        sep = estimate(sc, ["a", "b"], None, "pass@1", iters=200, seed=i).separation
         split += sum(v["separable"] for v in sep.values())
         reps = hierarchical_bootstrap(sc.per_seed, sc.base, sc.groups, iters=200, seed=i)
         for g, t in enumerate(sc.targets):
@@ -172,7 +270,7 @@ def test_separation_with_seeds_chooses_on_some_runs_and_tests_on_the_others():
     hits = cases = 0
     for i in range(100):
         sc = _equal_tasks(rng, seeds=4, seed_sd=0.05, items=24)
-        sep = estimate(sc, ["a", "b"], None, 1, iters=200, seed=i).separation
+        sep = estimate(sc, ["a", "b"], None, "pass@1", iters=200, seed=i).separation
         assert {v["halves"] for v in sep.values()} == {"seeds"}
         hits += sum(v["separable"] for v in sep.values())
         cases += len(sep)

@@ -19,12 +19,12 @@ import pandas as pd
 
 from ..answer import reward as answer_reward
 from ..errors import ParamsError
-from ..generation import (Generator, GenerationConfig, VLLMGenerator, cuda_available, load_generator, vllm_engine_args,
+from ..generation import (Generator, GenerationConfig, HFGenerator, VLLMGenerator, cuda_available, load_generator, vllm_engine_args,
                           vllm_environment)
 from ..hardware import ComputeConfig, apply_threads, log_resolved, resolve_backend, resolve_dtype, resolve_precision
 from ..model import load_trainable
 from ..patches import colocated_vllm, compact_lm_head_on_cpu
-from ..prompts import PromptConfig, messages
+from ..prompts import PromptConfig, messages, reply
 from .launch import (batch_facts, check_world, launch, micro_batches, per_device_batch, processes_record,
                      shards_weights, world_size)
 from .resume import finish_run, live_callbacks, resume_checkpoint, save_final
@@ -37,6 +37,14 @@ def grpo_dataset(items: pd.DataFrame, prompt: PromptConfig):
     rows = items.to_dict("records")
     return Dataset.from_list([{"prompt": messages(r, prompt), "answer": r["answer"], "answer_type": r["answer_type"],
                                "choices": list(r["choices"]), "meta": r["meta"]} for r in rows])
+
+
+def reward(prompts: list, completions: list, **columns: Any) -> list[float]:
+    """The shared checker's reward (:func:`supernova.answer.reward`) of each completion's reply
+    (:func:`supernova.prompts.reply`: after an answer prefix, its first line with the prefix in
+    front; TRL passes the generated text alone)."""
+    texts = [reply(p, c[-1]["content"] if isinstance(c, list) else c) for p, c in zip(prompts, completions)]
+    return answer_reward(texts, **columns)
 
 
 def length_penalty_reward(coef: float, target: int):
@@ -108,8 +116,11 @@ def run_grpo(model_path: str | os.PathLike, items: pd.DataFrame, cfg: GRPOSettin
     ``"evaluation"`` and what its generator resolved under ``"evaluation_compute"``. Where
     ``gen`` resolves to vLLM and the rollouts ran on the colocated vLLM engine of a one-process
     run, that engine, its weights synced after the last step, is the generator: no second engine
-    starts. Otherwise the saved model is loaded with
-    :func:`supernova.generation.load_generator` (seed ``eval_seed``).
+    starts. In a one-process run without that engine, the trained model in memory samples with
+    transformers (:meth:`supernova.generation.HFGenerator.on_model`): nothing is saved or
+    loaded. Otherwise the saved model is loaded with :func:`supernova.generation.load_generator`
+    (seed ``eval_seed``). ``"history"`` is the per-step log (reward, share of groups with equal
+    rewards) of the main process.
     """
     processes = compute.processes
     per_device_batch(cfg.prompts_per_step * cfg.num_generations, processes, "prompts_per_step x num_generations")
@@ -136,9 +147,10 @@ def run_grpo(model_path: str | os.PathLike, items: pd.DataFrame, cfg: GRPOSettin
                                    items, model_path)
     in_engine = (evaluate is not None and cfg.use_vllm and not cfg.lora and processes == 1
                  and resolve_backend(gen.backend)[0] == "vllm")
-    # the model is saved where the caller keeps it, or for a moment to evaluate it outside the engine
+    in_memory = evaluate is not None and not in_engine and processes == 1 and not cfg.lora
+    # the model is saved where the caller keeps it, or for a moment to evaluate it in another process's output
     saved = out_dir
-    if saved is None and evaluate is not None and not in_engine:
+    if saved is None and evaluate is not None and not (in_engine or in_memory):
         saved = scratch.with_name(f"{scratch.name}-model")
     job = dict(model_path=str(model_path), cfg=cfg, prompt=prompt, out_dir=None if saved is None else str(saved),
                scratch=scratch, live_dir=live_dir, checkpoint=checkpoint, precision=precision, gen=gen,
@@ -146,8 +158,9 @@ def run_grpo(model_path: str | os.PathLike, items: pd.DataFrame, cfg: GRPOSettin
     if processes > 1:
         trained = launch(train_grpo, items, **job)
     else:
-        trained = train_grpo(items=items, callbacks=callbacks, evaluate=evaluate if in_engine else None, **job)
-    if evaluate is not None and not in_engine:
+        trained = train_grpo(items=items, callbacks=callbacks, evaluate=evaluate if in_engine or in_memory else None,
+                             **job)
+    if evaluate is not None and not (in_engine or in_memory):
         engine = load_generator(saved, gen, compute, seed=eval_seed)
         try:
             trained.update(evaluation=evaluate(engine), evaluation_compute=engine.settings)
@@ -166,7 +179,8 @@ def train_grpo(model_path: str, items: pd.DataFrame, cfg: GRPOSettings, prompt: 
     processes (the only one outside a launcher), training on its share of each global batch.
     The CPU-only patch (the compact LM head) applies on a CPU only. Returns the last logged
     metrics with the batch and step count the trainer ran; with ``evaluate`` (one process, vLLM
-    rollouts), also what it returns on the colocated engine after a final weight sync."""
+    rollouts), also what it returns on the colocated engine after a final weight sync, or, with
+    transformers rollouts, on the trained model in memory."""
     from trl import GRPOTrainer
 
     apply_threads(compute)
@@ -180,7 +194,7 @@ def train_grpo(model_path: str, items: pd.DataFrame, cfg: GRPOSettings, prompt: 
 
         peft_config = LoraConfig(r=cfg.lora_r, lora_alpha=2 * cfg.lora_r, target_modules="all-linear",
                                  task_type="CAUSAL_LM")
-    rewards = [answer_reward]
+    rewards = [reward]
     if cfg.length_penalty > 0:
         rewards.append(length_penalty_reward(cfg.length_penalty, cfg.length_target))
     args = grpo_config(cfg, scratch, per_device=per_device, precision=precision, gen=gen, compute=compute,
@@ -196,13 +210,38 @@ def train_grpo(model_path: str, items: pd.DataFrame, cfg: GRPOSettings, prompt: 
                               + list(callbacks or []))
         trainer.train(resume_from_checkpoint=checkpoint)
         evaluated = {}
-        if evaluate is not None:
+        if evaluate is not None and cfg.use_vllm:
             trainer.vllm_generation.sync_weights()
             engine = VLLMGenerator.colocated(trainer.vllm_generation.llm, resolve_dtype(gen.dtype))
+            evaluated = {"evaluation": evaluate(engine), "evaluation_compute": engine.settings}
+        elif evaluate is not None:
+            engine = HFGenerator.on_model(trainer.model, tok, gen)
             evaluated = {"evaluation": evaluate(engine), "evaluation_compute": engine.settings}
     if out_dir is not None:
         save_final(trainer, tok, out_dir, merge_lora=cfg.lora, scratch=scratch, live_dir=live_dir)
     elif main:
         finish_run(scratch, live_dir)
     logs = [h for h in trainer.state.log_history if "reward" in h]
-    return {**(logs[-1] if logs else {}), **batch_facts(trainer), **evaluated}
+    history = [{"step": h.get("step"), "reward": h.get("reward"), "frac_reward_zero_std": h.get("frac_reward_zero_std")}
+               for h in logs]
+    return {**(logs[-1] if logs else {}), **batch_facts(trainer), **evaluated, "history": history}
+
+
+class StepHook:
+    """A trainer callback calling ``fn(model, step)`` after each optimizer step in ``steps``, with
+    the model in eval mode and no gradients (what ``fn`` computes does not touch training)."""
+
+    def __new__(cls, steps: set[int], fn: Callable[[Any, int], None]):
+        import torch
+        from transformers import TrainerCallback
+
+        class _Hook(TrainerCallback):
+            def on_step_end(self, args, state, control, model=None, **kwargs):
+                if state.global_step in steps:
+                    was = model.training
+                    model.eval()
+                    with torch.inference_mode():
+                        fn(model, state.global_step)
+                    model.train(was)
+
+        return _Hook()
