@@ -1,7 +1,7 @@
-"""The evaluation report: metrics/eval.json and its plot data, and the Markdown tables printed
-from it (for the workspace here, for several experiments in :mod:`supernova.experiments`).
+"""The evaluation report: metrics/eval.json and its plot data, metrics/decision.json, and what is
+printed from them (for the workspace here, for several experiments in :mod:`supernova.experiments`).
 
-    python -m supernova.report [--k 8]      # the workspace's base vs trained table
+    python -m supernova.report [--k 8]      # what the run decided and how far to trust it, then base vs trained
 """
 
 from __future__ import annotations
@@ -13,10 +13,15 @@ from typing import Any
 
 import pandas as pd
 
-from .evaluation import (AGGREGATES, EvalConfig, chance_by_task, paired_gain, parse_rate, per_task_pass_at_k,
-                         summary)
+from .io import read_json, read_yaml
+
+from .evaluation import (AGGREGATES, EvalConfig, chance_by_task, mean_gain_ci, paired_gain, parse_rate,
+                         per_task_pass_at_k, summary)
 
 EVAL = "metrics/eval.json"
+UTILITY = "metrics/utility.json"
+MIXTURE = "mixture.yaml"
+DECISION = "metrics/decision.json"
 
 
 def _with_ci(value: float, low: float, high: float) -> dict[str, float]:
@@ -44,6 +49,8 @@ def _block(base: pd.DataFrame, trained: pd.DataFrame, ev: EvalConfig, chance: di
                              "subtasks": {}}
     for key in sb:
         block["gain"][key] = {m: round(st[key][m] - sb[key][m], 4) for m in AGGREGATES}
+        _, lo, hi = mean_gain_ci(base, trained, int(key.split("@")[1]), iters=ev.bootstrap, seed=ev.seed)
+        block["gain"][key].update(mean_over_subtasks_ci_low=round(lo, 4), mean_over_subtasks_ci_high=round(hi, 4))
     gains = {k: paired_gain(base, trained, k, iters=ev.bootstrap, seed=ev.seed) for k in ev.k}
     parsed_b, parsed_t = parse_rate(base), parse_rate(trained)
     for task in sorted(tb["task"].unique()):
@@ -62,23 +69,60 @@ def _block(base: pd.DataFrame, trained: pd.DataFrame, ev: EvalConfig, chance: di
     return block
 
 
+def likelihood_block(base: pd.DataFrame, trained: pd.DataFrame, ev: EvalConfig) -> dict[str, Any]:
+    """Per teacher-forced metric (:data:`supernova.likelihood.METRICS`, where the items have it): the
+    mean over sub-tasks of base and trained, and the gain with a 95% CI from a paired bootstrap of
+    the items within each sub-task. They move where a sampled pass@k on few items cannot."""
+    import numpy as np
+
+    from .schema import METRICS
+    from .stats import hierarchical_bootstrap
+
+    merged = base.merge(trained, on=["task", "uid"], suffixes=("_b", "_t")).sort_values(["task", "uid"])
+    out: dict[str, Any] = {}
+    for m in METRICS:
+        ok = merged[f"{m}_b"].notna() & merged[f"{m}_t"].notna()
+        if not ok.any():
+            continue
+        g = merged[ok]
+        groups = g["task"].to_numpy()
+        b, t = g[f"{m}_b"].to_numpy(dtype=float), g[f"{m}_t"].to_numpy(dtype=float)
+        labels = np.unique(groups)
+        mb = float(np.mean([b[groups == x].mean() for x in labels]))
+        mt = float(np.mean([t[groups == x].mean() for x in labels]))
+        reps = hierarchical_bootstrap([t[None]], b, groups, iters=ev.bootstrap, seed=ev.seed)[:, 0].mean(axis=1)
+        out[m] = {"base": round(mb, 4), "trained": round(mt, 4), "gain": round(mt - mb, 4),
+                  "ci_low": round(float(np.quantile(reps, 0.025)), 4),
+                  "ci_high": round(float(np.quantile(reps, 0.975)), 4), "subtasks": int(len(labels))}
+    return out
+
+
 def eval_only_tasks(items: pd.DataFrame) -> set[str]:
     """Sub-tasks of evaluation-only targets (``role: eval``; reported as out-of-distribution)."""
     roles = items["meta"].map(lambda m: json.loads(m or "{}").get("role"))
     return set(items.loc[roles == "eval", "task"])
 
 
-def eval_report(base: pd.DataFrame, trained: pd.DataFrame, ev: EvalConfig,
-                items: pd.DataFrame) -> tuple[dict[str, Any], list[dict], list[dict]]:
+def eval_report(base: pd.DataFrame, trained: pd.DataFrame, ev: EvalConfig, items: pd.DataFrame,
+                base_tf: pd.DataFrame | None = None,
+                trained_tf: pd.DataFrame | None = None) -> tuple[dict[str, Any], list[dict], list[dict]]:
     """(metrics/eval.json content, pass@k curve rows, per-sub-task bar rows) for base vs trained on
-    the test ``items``. Evaluation-only targets get their own block, ``ood``; the top-level
-    aggregates and the curve cover the other targets only."""
+    the test ``items``, sampled (EVAL rows) and, where given, teacher-forced (LIKELIHOOD rows
+    ``base_tf``, ``trained_tf``: the ``likelihood`` block). Evaluation-only targets get their own
+    block, ``ood``; the top-level aggregates and the curve cover the other targets only."""
     ood = eval_only_tasks(items)
     chance = chance_by_task(items, ev.k)
     ind_b, ind_t = base[~base["task"].isin(ood)], trained[~trained["task"].isin(ood)]
     metrics = _block(ind_b, ind_t, ev, chance)
+    with_tf = base_tf is not None and trained_tf is not None
+    if with_tf:
+        metrics["likelihood"] = likelihood_block(base_tf[~base_tf["task"].isin(ood)],
+                                                 trained_tf[~trained_tf["task"].isin(ood)], ev)
     if ood:
         metrics["ood"] = _block(base[base["task"].isin(ood)], trained[trained["task"].isin(ood)], ev, chance)
+        if with_tf:
+            metrics["ood"]["likelihood"] = likelihood_block(base_tf[base_tf["task"].isin(ood)],
+                                                            trained_tf[trained_tf["task"].isin(ood)], ev)
     sb, st = metrics["base"], metrics["trained"]
     curve = [{"k": int(k), "base": sb[f"pass@{k}"]["mean_over_subtasks"],
               "trained": st[f"pass@{k}"]["mean_over_subtasks"]} for k in ev.k]
@@ -87,7 +131,9 @@ def eval_report(base: pd.DataFrame, trained: pd.DataFrame, ev: EvalConfig,
     for block in [metrics] + ([metrics["ood"]] if ood else []):
         for task, entry in block["subtasks"].items():
             for model in ("base", "trained"):
-                bars.append({"subtask": task, "model": model, f"pass@{k1}": entry[model][f"pass@{k1}"]["value"]})
+                v = entry[model][f"pass@{k1}"]
+                bars.append({"subtask": task, "model": model, f"pass@{k1}": v["value"], "ci_low": v["ci_low"],
+                             "ci_high": v["ci_high"], "chance": entry["chance"][f"pass@{k1}"]})
     return metrics, curve, bars
 
 
@@ -147,6 +193,86 @@ def table(results: dict[str, dict[str, Any]], k: int) -> str:
     return "\n".join(lines) + "\n"
 
 
+def decision(utility: dict[str, Any], mixture: dict[str, Any], evaluation: dict[str, Any]) -> dict[str, Any]:
+    """metrics/decision.json: the few figures a curation choice is decided on: how far the ranking
+    of source tasks can be trusted (by the metric mixing ranked by), what was chosen, and the
+    trained model against the base model and against chance (pass@k at the smallest k, mean over
+    sub-tasks)."""
+    def get(d, *keys):
+        for key in keys:
+            d = d.get(key) if isinstance(d, dict) else None
+        return d
+
+    k = min(int(key.split("@")[1]) for key in evaluation["base"])
+    key = f"pass@{k}"
+    base, trained = evaluation["base"][key]["mean_over_subtasks"], evaluation["trained"][key]["mean_over_subtasks"]
+    chance = get(evaluation, "chance", key, "mean_over_subtasks")
+    gain = evaluation["gain"][key]
+    learning = utility.get("learning") or {}
+    return {
+        "ranking": {
+            "metric": utility.get("metric"),
+            "reliability": get(utility, "reliability", "reliability"),
+            "decision_accuracy": get(utility, "decision_accuracy", "overall"),
+            "snr": get(utility, "snr", "mean_over_subtasks", "snr"),
+            "separable_subtasks": utility.get("separable_subtasks"),
+            "subtasks": utility.get("target_subtasks"),
+            "low_snr_subtasks": len(get(utility, "snr", "low_snr") or []),
+            "runs_learned": learning.get("learned"),
+            "runs": learning.get("runs"),
+        },
+        "mixture": {"strategy": mixture.get("strategy"), "tasks": mixture.get("tasks_chosen"),
+                    "items": mixture.get("total_items")},
+        "trained": {key: {"base": base, "trained": trained, "chance": chance, "gain": gain["mean_over_subtasks"],
+                          "gain_ci_low": gain.get("mean_over_subtasks_ci_low"),
+                          "gain_ci_high": gain.get("mean_over_subtasks_ci_high"),
+                          "trained_minus_chance": None if chance is None else round(trained - chance, 4)}},
+    }
+
+
+def _pp(v: float | None) -> str:
+    return "–" if v is None else f"{100 * v:.1f}"
+
+
+def decision_lines(utility: dict[str, Any], mixture: dict[str, Any], evaluation: dict[str, Any]) -> list[str]:
+    """What to read before any table: whether the ranking can be trusted, what was chosen per
+    sub-task and whether that choice was separable, which runs learned, and the trained model
+    against base and chance."""
+    d = decision(utility, mixture, evaluation)
+    r = d["ranking"]
+    lines = [f"Ranked by {r['metric']}: reliability {r['reliability']} (seed halves), decision accuracy "
+             f"{r['decision_accuracy']} (pairs ordered alike by seed halves), SNR {r['snr']} (mean over sub-tasks); "
+             f"{r['separable_subtasks']} of {r['subtasks']} sub-tasks with a separable top task"
+             + (f"; low SNR on {r['low_snr_subtasks']}" if r["low_snr_subtasks"] else "")]
+    separation = utility.get("separation") or {}
+    noisy = mixture.get("low_snr_subtasks") or {}
+    chosen: dict[str, list[str]] = {}
+    for t in mixture.get("tasks") or []:
+        for sub in (t.get("chosen_for") or {}):
+            chosen.setdefault(sub, []).append(t["task"])
+    if chosen or mixture.get("strategy") != "micro":
+        lines.append(f"Mixture ({mixture.get('strategy')}): " + ", ".join(t["task"] for t in mixture.get("tasks") or []))
+    for sub in sorted(set(chosen) | set(mixture.get("subtasks_without_task") or {})):
+        sep = separation.get(sub, {})
+        why = ("low SNR: ranked by the mean over sub-tasks" if sub in noisy
+               else "separable" if sep.get("separable") else "not separable from the next")
+        lines.append(f"  {sub}: {', '.join(chosen.get(sub, [])) or 'no task'} ({why})")
+    learning = utility.get("learning") or {}
+    if learning.get("runs"):
+        tasks = learning.get("tasks") or {}
+        flat = [t for t, v in tasks.items() if not v.get("separable_from_0")]
+        lines.append(f"Runs that learned (in-task gain above 0): {learning['learned']} of {learning['runs']}"
+                     + (f"; no separable in-task gain: {', '.join(flat)}" if flat else ""))
+    key = next(iter(d["trained"]))
+    t = d["trained"][key]
+    verdict = ("separable from 0" if (t["gain_ci_low"] or 0) > 0 else
+               "below 0" if (t["gain_ci_high"] if t["gain_ci_high"] is not None else 0) < 0 else "inside its noise")
+    lines.append(f"Trained vs base vs chance ({key}, mean over sub-tasks, %): {_pp(t['trained'])} vs {_pp(t['base'])} "
+                 f"vs {_pp(t['chance'])}; gain {_pp(t['gain'])} [{_pp(t['gain_ci_low'])}, {_pp(t['gain_ci_high'])}] "
+                 f"({verdict}); trained - chance {_pp(t['trained_minus_chance'])}")
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m supernova.report", description=__doc__.splitlines()[0])
     ap.add_argument("--k", type=int, default=None, help="the k of the per-sub-task table (default: the largest)")
@@ -158,6 +284,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"report: error: {EVAL} not found (run `dvc repro` first)", file=sys.stderr)
         return 2
     k = args.k or max(int(key.split("@")[1]) for key in res["base"])
+    try:
+        print("\n".join(decision_lines(read_json(UTILITY), read_yaml(MIXTURE), res)) + "\n")
+    except FileNotFoundError:      # a workspace evaluated without the utility stage (a proxy-free profile)
+        pass
     print(table({"trained": res}, k), end="")
     return 0
 

@@ -109,7 +109,7 @@ SCORE_STAGES = ["promote-r0", "score@syllogism-r0", "score@basic_arithmetic-r0",
                 "score@syllogism-r1", "score@basic_arithmetic-r1", "score-control@r1", "promote-r2",
                 "score@syllogism-r2", "score@basic_arithmetic-r2", "score-control@r2"]
 STAGES = ["prepare-model", "ingest", "probe", "baseline", *SCORE_STAGES, "utility", "mix", "sft-select", "rl-train",
-          "evaluate"]
+          "evaluate", "decision"]
 
 
 @pytest.fixture(scope="session")

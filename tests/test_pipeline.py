@@ -45,8 +45,19 @@ def test_outputs_metrics_and_manifests(ran):
     assert set(util["source_task"]) == {"syllogism", "basic_arithmetic"}      # the control is not a source
     np.testing.assert_allclose(util["net_utility"], util["utility"] - util["control_utility"])
     um = json.loads((ran / "metrics" / "utility.json").read_text())
-    assert um["control"]["seeds"] == 1 and um["reliability"] and "separation" in um
+    assert um["control"]["seeds"] == 2 and um["decision_accuracy"]["halves"] == "seeds" and "separation" in um
     assert set(um["parse_rate"]["checkpoints"]) == {"syllogism", "basic_arithmetic"}
+    # every metric is measured on the same runs; mixing ranked by the one params.yaml names
+    params = yaml.safe_load((ran / "params.yaml").read_text())
+    assert um["metric"] == params["score"]["metric"] and set(util["metric"]) == {um["metric"]}
+    assert {"pass@1", "gold_logprob_token", "letter_norm_prob", "cloze_norm_prob"} <= set(um["metrics"])
+    assert um["learning"]["runs"] == 4 and set(um["in_task"]) == {"syllogism", "basic_arithmetic"}
+    tf = pd.read_parquet(ran / "data" / "score" / "r0" / "syllogism" / "likelihood.parquet")
+    assert set(tf["split"]) == {"dev", "heldout"} and set(tf["step"]) == {1, 2} and set(tf["seed"]) == {0, 1}
+    assert set(tf[tf.split == "heldout"]["task"]) == {"syllogism"}
+    decision = json.loads((ran / "metrics" / "decision.json").read_text())
+    assert decision["ranking"]["metric"] == um["metric"] and decision["ranking"]["runs"] == 4
+    assert "gold_logprob_token" in ev["likelihood"] and "likelihood" in ev["ood"]
     # exhaustive: later rounds run nothing, and say so
     assert not json.loads((ran / "data/halving/r1/syllogism.json").read_text())["promoted"]
     assert pd.read_parquet(ran / "data/score/r1/syllogism/items.parquet").empty
@@ -72,7 +83,8 @@ def test_outputs_metrics_and_manifests(ran):
                                                  "processes": 1}
     assert ev["compute"]["rl_train"]["sft"] == {"mixed_precision": resolve_precision("auto"), "processes": 1}
     score = read_meta(ran / "data" / "score" / "r0" / "syllogism" / "utility.parquet")["compute"]
-    assert score["training"]["mixed_precision"] == resolve_precision("auto") and score["evaluation"] == sampled
+    assert score["training"]["mixed_precision"] == resolve_precision("auto")
+    assert score["evaluation"]["backend"] == "transformers" and score["evaluation"]["engine"] == "the trained model"
     assert score["training"]["processes"] == 1
     man = yaml.safe_load((ran / "mixture.yaml").read_text())
     assert man["strategy"] == "micro" and man["tasks"] and man["total_items"] == 4

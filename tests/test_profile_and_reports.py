@@ -164,7 +164,7 @@ def test_profiles_apply_and_every_section_loads_through_the_config_layer(profile
     from supernova.probe import ProbeConfig
     from supernova.prompts import PromptConfig
     from supernova.rl_train import RLTrainConfig
-    from supernova.score import ScoreConfig
+    from supernova.scoring import ScoreConfig
     from supernova.sft_select import SFTSelectConfig
 
     shutil.copy(ROOT / "dvc.yaml", tmp_path / "dvc.yaml")
@@ -186,3 +186,33 @@ def test_profiles_apply_and_every_section_loads_through_the_config_layer(profile
         assert loaded["score"].grpo.mixed_precision == loaded["rl_train"].grpo.mixed_precision == "bf16"
         # the longest prompt ingest lets through plus the completion budget fits the engine's context
         assert loaded["ingest"].max_prompt_tokens + 4096 <= loaded["generation"].max_model_len
+
+
+def test_the_decision_file_and_the_last_screen_say_whether_to_trust_the_run():
+    from supernova.report import decision, decision_lines
+
+    ev = eval_json(0.2, 0.3)
+    ev["chance"] = {"pass@1": {"mean_over_subtasks": 0.25}, "pass@2": {"mean_over_subtasks": 0.4375}}
+    ev["gain"] = {"pass@1": {"mean_over_subtasks": 0.1, "mean_over_subtasks_ci_low": 0.02,
+                             "mean_over_subtasks_ci_high": 0.18}}
+    utility = {"metric": "gold_logprob_token", "target_subtasks": 2, "separable_subtasks": 1,
+               "reliability": {"reliability": 0.91}, "decision_accuracy": {"overall": 0.87},
+               "snr": {"mean_over_subtasks": {"snr": 4.2}, "low_snr": ["y"]},
+               "separation": {"x": {"separable": True}, "y": {"separable": False}},
+               "learning": {"runs": 10, "learned": 8, "tasks": {"a": {"separable_from_0": True},
+                                                                "b": {"separable_from_0": False}}}}
+    mixture = {"strategy": "micro", "tasks_chosen": 1, "total_items": 12,
+               "tasks": [{"task": "a", "chosen_for": {"x": {}, "y": {}}}],
+               "low_snr_subtasks": {"y": "SNR 0.5 below score.min_snr: ranked by the mean over sub-tasks"}}
+    d = decision(utility, mixture, ev)
+    assert d["ranking"] == {"metric": "gold_logprob_token", "reliability": 0.91, "decision_accuracy": 0.87,
+                            "snr": 4.2, "separable_subtasks": 1, "subtasks": 2, "low_snr_subtasks": 1,
+                            "runs_learned": 8, "runs": 10}
+    assert d["trained"]["pass@1"]["trained_minus_chance"] == pytest.approx(0.05)
+    lines = decision_lines(utility, mixture, ev)
+    assert lines[0].startswith("Ranked by gold_logprob_token: reliability 0.91")
+    assert "  x: a (separable)" in lines and "  y: a (low SNR: ranked by the mean over sub-tasks)" in lines
+    assert any(line.startswith("Runs that learned (in-task gain above 0): 8 of 10; no separable in-task gain: b")
+               for line in lines)
+    assert lines[-1] == ("Trained vs base vs chance (pass@1, mean over sub-tasks, %): 30.0 vs 20.0 vs 25.0; gain "
+                         "10.0 [2.0, 18.0] (separable from 0); trained - chance 5.0")

@@ -97,14 +97,38 @@ def live_callbacks(scratch: Path, live_dir: str | None, resume: bool) -> list:
     return [resumable_dvclive_callback(scratch / "live", resume)]
 
 
+#: The curves a run's ``metrics.json`` summarises: (curve, summary name).
+SUMMARISED = (("reward", "reward"), ("frac_reward_zero_std", "zero_std_share"), ("loss", "loss"))
+
+
+def curve_summary(plots: Path) -> dict[str, float | int]:
+    """A run's few decision-relevant figures from its DVCLive curves: its steps, and for reward,
+    the share of GRPO groups whose rewards were all equal, and loss (those it logged), the mean
+    of the first and of the last quarter of the steps. Every other logged value stays a curve."""
+    out: dict[str, float | int] = {}
+    for curve, name in SUMMARISED:
+        tsv = plots / "metrics" / f"{curve}.tsv"
+        if not tsv.exists():
+            continue
+        values = [float(line.split("\t")[1]) for line in tsv.read_text().splitlines()[1:] if line.strip()]
+        if not values:
+            continue
+        q = max(1, len(values) // 4)
+        out["steps"] = len(values)
+        out[f"{name}_first"] = round(sum(values[:q]) / q, 4)
+        out[f"{name}_last"] = round(sum(values[-q:]) / q, 4)
+    return out
+
+
 def _publish_curves(live: Path, live_dir: str | None) -> None:
-    """Copy the run's DVCLive curves and last metrics from the scratch folder to ``live_dir``."""
+    """Copy the run's DVCLive curves from the scratch folder to ``live_dir`` and summarise them in
+    its ``metrics.json`` (:func:`curve_summary`): the trainer's other last values (runtime, FLOPs,
+    importance-sampling ratios, ...) stay curves, out of ``dvc metrics`` and ``dvc exp show``."""
     if not live_dir:
         return
     with atomic_path(Path(live_dir) / "plots", is_dir=True) as tmp:
         shutil.copytree(live / "plots", tmp, dirs_exist_ok=True)
-    with atomic_path(Path(live_dir) / "metrics.json") as tmp:
-        shutil.copy2(live / "metrics.json", tmp)
+    write_json(Path(live_dir) / "metrics.json", curve_summary(Path(live_dir) / "plots"))
 
 
 def publish_skipped(live_dir: str) -> None:
