@@ -41,6 +41,34 @@ def declared_plots(dvc_yaml: str | Path = "dvc.yaml") -> list[str]:
     return ids
 
 
+def data_files(dvc_yaml: str | Path = "dvc.yaml") -> dict[str, list[str]]:
+    """{plot id: the data files its ``y`` names} for dvc.yaml's top-level ``plots:`` (a bare path
+    entry is its own data file)."""
+    with open(dvc_yaml, encoding="utf-8") as f:
+        entries = (yaml.safe_load(f) or {}).get("plots") or []
+    out: dict[str, list[str]] = {}
+    for entry in entries:
+        if not isinstance(entry, dict):
+            out[str(entry)] = [str(entry)]
+            continue
+        for name, spec in entry.items():
+            y = (spec or {}).get("y", name)
+            out[name] = list(y) if isinstance(y, (dict, list)) else [str(y)]
+    return out
+
+
+def absent_data(cwd: str | Path = ".") -> dict[str, str]:
+    """{plot id: why it has no data yet} for the declared plots with a data file not written (a
+    stage or command that writes it has not run)."""
+    cwd = Path(cwd)
+    out = {}
+    for name, files in data_files(cwd / "dvc.yaml").items():
+        gone = [f for f in files if not (cwd / f).exists()]
+        if gone:
+            out[name] = f"no data yet: {', '.join(gone)} not written"
+    return out
+
+
 def filled_specs(ids: list[str], cwd: str | Path = ".") -> tuple[dict[str, dict], dict[str, str]]:
     """({id: Vega-Lite spec with its data inline}, {id: why it could not be filled}) from
     ``dvc plots show --json`` in the workspace at ``cwd``. A plot with any data file missing or
@@ -94,7 +122,9 @@ def render(cwd: str | Path = ".", out: str | Path = OUT) -> tuple[list[Path], di
     ``out/index.html``; ``out`` is replaced whole, so no picture of an earlier run stays behind.
     Returns (the files written, {plot id: why it was not drawn})."""
     cwd = Path(cwd)
-    specs, missing = filled_specs(declared_plots(cwd / "dvc.yaml"), cwd=cwd)
+    absent = absent_data(cwd)
+    specs, missing = filled_specs([n for n in declared_plots(cwd / "dvc.yaml") if n not in absent], cwd=cwd)
+    missing = {**absent, **missing}
     if not specs:
         raise PipelineError("no plot has its data yet (run `dvc repro` first): "
                             + "; ".join(f"{n}: {why}" for n, why in missing.items()))
@@ -119,8 +149,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     for path in written:
         print(path)
-    for name, why in missing.items():
-        print(f"plots: not drawn: {name}: {why}", file=sys.stderr)
+    for name, why in missing.items():   # data not written yet is no error; data DVC cannot read is
+        print(f"plots: not drawn: {name}: {why}", file=sys.stdout if why.startswith("no data yet") else sys.stderr)
     return 0
 
 

@@ -206,7 +206,7 @@ def score_task_gradient(task: str, probed: pd.DataFrame, base_model: Path, dev: 
     out = []
     for seed in cfg.seeds if seeds is None else seeds:
         start = time.perf_counter()
-        items = training_items(probed, task, cfg.target_size, seed, cfg.heldout)
+        items = training_items(probed, task, cfg.target_size, seed)
         cos = gradient_alignment(base_model, items, dev, prompt, cfg.proxy_layers, cache_dir,
                                  precision=cfg.grpo.mixed_precision)
         sizes, seconds = dev.groupby("task").size(), time.perf_counter() - start

@@ -154,6 +154,9 @@ def training_items(probed: pd.DataFrame, task: str, target_size: int, seed: int,
     """The task's probe-kept items but the ``heldout`` ones (all of those if the filter kept none),
     compute-matched."""
     pool = probed[~probed["uid"].isin(heldout_items(probed, heldout)["uid"])]
+    if pool.empty:
+        raise InputError(f"{len(probed)} probed items and {heldout} held out leave none to train on", task=task,
+                         field="score.heldout")
     kept = pool[pool["kept"]]
     if kept.empty:
         log.warning("task %s: the probe filter kept no items; training on all %d", task, len(pool))

@@ -281,5 +281,5 @@ def test_a_new_teacher_reruns_sft_select_and_what_follows_only():
                  if any(str(p).split(".")[0] == "sft_select" for p in st.get("do", st).get("params", []))]
     assert declaring == ["sft-select"]
     assert {f.name for f in dataclasses.fields(SFTSelectConfig)} >= {"targets", "trace_pick", "teacher"}
-    assert {f.name for f in dataclasses.fields(TeacherConfig)} == {"model", "n", "temperature", "max_new_tokens",
+    assert {f.name for f in dataclasses.fields(TeacherConfig)} == {"model", "n", "temperature", "max_new_tokens", "style",
                                                                   "seed"}
