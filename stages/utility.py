@@ -3,6 +3,8 @@
 trusted (reliability, decision accuracy, SNR); each run's in-task gain; heatmap and sorted-bar
 plot data; metrics/utility.json."""
 
+import logging
+
 import pandas as pd
 
 from supernova import paths, stage
@@ -37,6 +39,12 @@ def main(params: dict) -> None:
     write_json(paths.METRICS / "plots" / "utility_heatmap.json", heat)
     write_json(paths.METRICS / "plots" / "utility_mean.json", bars)
     write_json(paths.METRICS / "utility.json", metrics)
+    for task, info in (metrics.get("learning") or {}).get("tasks", {}).items():
+        flat = [s for s in info["seeds"] if s not in info["seeds_learned"]]
+        if flat:
+            logging.getLogger("utility").warning(
+                "%s: seed(s) %s show no in-task gain above 0 by %s: those runs measured nothing their "
+                "utilities can be read for", task, ", ".join(map(str, flat)), info["metric"])
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ from .traces import PICKS, TARGETS, Found, TeacherConfig, excerpt, with_targets
 
 log = logging.getLogger(__name__)
 SCORES = ("loss", "ifd")
+ORDERS = ("hardest", "easiest", "random")
 DIVERSITY = ("task", "skill", "cluster")
 POOLS = ("mixture", "scored")
 
@@ -41,6 +42,9 @@ class SFTSelectConfig:
         diversity: group items by ``task``, ``skill`` or ``cluster`` (k-means on TF-IDF) and take
             the best of each group in turn.
         per_group_cap: at most this many items per group (``null``: no cap).
+        order: which candidates each group gives first: the highest ``score`` (``hardest``, the
+            theory's choice), the lowest (``easiest``), or a seeded ``random`` order (with
+            ``band``, what the hard/easy/random comparison of :mod:`supernova.experiments` varies).
         clusters: number of k-means clusters for ``diversity: cluster``.
         batch_size: items per forward pass when scoring.
         seed: seed for clustering.
@@ -61,6 +65,7 @@ class SFTSelectConfig:
     score: str = "loss"
     diversity: str = "task"
     per_group_cap: int | None = None
+    order: str = "hardest"
     clusters: int = 8
     batch_size: int = 16
     seed: int = 0
@@ -72,6 +77,8 @@ class SFTSelectConfig:
     def __post_init__(self):
         if self.score not in SCORES:
             raise ParamsError(f"must be one of {SCORES}", file="params.yaml", field="sft_select.score")
+        if self.order not in ORDERS:
+            raise ParamsError(f"must be one of {ORDERS}", file="params.yaml", field="sft_select.order")
         if self.diversity not in DIVERSITY:
             raise ParamsError(f"must be one of {DIVERSITY}", file="params.yaml", field="sft_select.diversity")
         if self.size < 1:
@@ -126,10 +133,17 @@ def groups(cands: pd.DataFrame, cfg: SFTSelectConfig) -> pd.Series:
     return pd.Series([f"cluster{c}" for c in labels], index=cands.index)
 
 
-def round_robin(cands: pd.DataFrame, group: pd.Series, size: int, cap: int | None) -> pd.DataFrame:
-    """Highest ``sft_score`` of each group in turn until ``size`` items (or candidates run out)."""
-    queues = {g: df.sort_values(["sft_score", "uid"], ascending=[False, True]).index.tolist()
-              for g, df in cands.groupby(group, sort=True)}
+def round_robin(cands: pd.DataFrame, group: pd.Series, size: int, cap: int | None, order: str = "hardest",
+                seed: int = 0) -> pd.DataFrame:
+    """The first candidate of each group in turn (by ``order``: highest ``sft_score`` first, lowest
+    first, or a seeded random order) until ``size`` items (or candidates run out)."""
+    if order == "random":
+        key = pd.Series(np.random.default_rng(seed).random(len(cands)), index=cands.index)
+    else:
+        key = cands["sft_score"] if order == "hardest" else -cands["sft_score"]
+    ranked = cands.assign(_key=key)
+    queues = {g: df.sort_values(["_key", "uid"], ascending=[False, True]).index.tolist()
+              for g, df in ranked.groupby(group, sort=True)}
     taken: list = []
     per: dict = {g: 0 for g in queues}
     while len(taken) < size and any(queues.values()):
@@ -160,7 +174,7 @@ def select(probed: pd.DataFrame, model, tok, prompt: PromptConfig, cfg: SFTSelec
     plain = answer_losses(model, tok, cands, prompt, with_question=False, batch_size=cfg.batch_size)
     cands["ifd"] = cands["loss"] / np.maximum(plain, 1e-8)
     cands["sft_score"] = cands[cfg.score]
-    return round_robin(cands, groups(cands, cfg), cfg.size, cfg.per_group_cap)
+    return round_robin(cands, groups(cands, cfg), cfg.size, cfg.per_group_cap, cfg.order, cfg.seed)
 
 
 def targeted(chosen: pd.DataFrame, found: dict[str, Found],
@@ -187,6 +201,7 @@ def manifest(cfg: SFTSelectConfig, chosen: pd.DataFrame, sft_set: pd.DataFrame, 
     ``counts`` :func:`supernova.traces.with_targets`'s per-item counts."""
     out: dict[str, Any] = {
         "size": int(len(sft_set)), "requested_size": cfg.size, "band": list(cfg.band), "score": cfg.score,
+        "order": cfg.order,
         "diversity": cfg.diversity, "pool": cfg.pool, "candidates": int(candidates),
         "targets": cfg.targets, "prompt_style": prompt_style,
     }

@@ -5,8 +5,9 @@
   accepted (PROBE ``correct_samples``); with ``prompt.style: cot`` they hold the base model's own
   reasoning. An item the probe never solved has no self trace.
 * ``teacher`` — the model named by ``sft_select.teacher`` samples ``n`` completions of each chosen
-  item under the pipeline's prompt, with the backend of the ``generation`` section; the ones the
-  checker accepts are the item's traces.
+  item under the pipeline's prompt (in ``teacher.style``, e.g. ``cot`` for reasoning traces under
+  a direct pipeline), with the backend of the ``generation`` section; the ones the checker accepts
+  are the item's traces.
 * ``given`` — a rationale shipped with the source data (an ``hf`` or ``bigbench`` entry's
   ``columns.rationale``, kept in the item as ``meta["rationale"]``, e.g. MMLU-Pro's
   ``cot_content``). A rationale without an answer line the checker can read gets the gold answer
@@ -35,7 +36,8 @@ from .evaluation import sample_and_check
 from .generation import GenerationConfig, SamplingConfig, load_generator
 from .hardware import ComputeConfig
 from .model import generation_source
-from .prompts import PromptConfig, gold_completion
+from .errors import ParamsError
+from .prompts import INSTRUCTIONS, PromptConfig, gold_completion
 
 TARGETS = ("answer", "self", "teacher", "given")
 PICKS = ("shortest", "random")
@@ -53,6 +55,8 @@ class TeacherConfig:
         temperature: sampling temperature.
         max_new_tokens: completion budget (a trace cut off before its answer line is rejected).
         seed: sampling seed (also the weights of ``embedded:tiny-random``).
+        style: the prompt style the teacher samples under: ``cot`` (it writes its reasoning, then
+            the answer line) or ``direct``; ``null``: the pipeline's ``prompt.style``.
     """
 
     model: str | None = None
@@ -60,6 +64,19 @@ class TeacherConfig:
     temperature: float = 0.7
     max_new_tokens: int = 256
     seed: int = 0
+    style: str | None = None
+
+    def __post_init__(self):
+        if self.style is not None and self.style not in INSTRUCTIONS:
+            raise ParamsError(f"must be one of {sorted(INSTRUCTIONS)} or null, got {self.style!r}",
+                              file="params.yaml", field="sft_select.teacher.style")
+
+    def prompt(self, pipeline: PromptConfig) -> PromptConfig:
+        """The prompt the teacher samples under: the pipeline's, in the teacher's ``style``."""
+        if self.style is None or self.style == pipeline.style:
+            return pipeline
+        return PromptConfig(style=self.style, system=pipeline.system,
+                            answer_prefix=pipeline.answer_prefix and self.style == "direct")
 
     @property
     def sampling(self) -> SamplingConfig:
@@ -132,7 +149,7 @@ def find(targets: str, items: pd.DataFrame, *, prompt: PromptConfig, teacher: Te
     try:
         gen = load_generator(where, generation, compute, seed=teacher.seed)
         try:
-            found = teacher_found(gen, items, prompt, teacher)
+            found = teacher_found(gen, items, teacher.prompt(prompt), teacher)
         finally:
             gen.close()
     finally:

@@ -116,13 +116,58 @@ def test_eval_report_keeps_every_number_a_scalar_for_dvc():
 
 
 def test_seeded_runs_set_every_seed_key_and_the_mode():
-    from supernova.experiments import seeded
+    from supernova.experiments import MODES, STUDIES, seeded
 
-    runs = seeded({"macro": ["mix.strategy=macro"]}, [0, 1], "paper")
+    runs = seeded({"macro": ["mix.strategy=macro"]}, [0, 1], MODES["paper"], "paper")
     assert list(runs) == ["paper-macro-s0", "paper-macro-s1"]
     assert runs["paper-macro-s1"] == ["mix.strategy=macro", "rl_train.sft.enabled=false", "rl_train.grpo.seed=1",
-                                "rl_train.sft.seed=1", "mix.seed=1"]
-    assert "sft_select.pool=scored" in seeded({"micro": []}, [0], "default")["micro-s0"]
+                                      "rl_train.sft.seed=1", "mix.seed=1", "sft_select.seed=1"]
+    assert "sft_select.pool=scored" in seeded({"micro": []}, [0], MODES["default"], "default")["micro-s0"]
+    study = STUDIES["sft-order"]
+    runs = seeded(study.variants, [0], study.fixed, "sft-order")
+    assert set(runs) == {"sft-order-hardest-s0", "sft-order-random-s0", "sft-order-easiest-s0"}
+    assert "rl_train.grpo.enabled=false" in runs["sft-order-easiest-s0"]
+
+
+def _with_likelihood(run, trained_lp):
+    return {**run, "likelihood": {"gold_logprob_token": {"base": -2.0, "trained": trained_lp}}}
+
+
+def test_the_teacher_forced_table_gives_seed_paired_differences_with_a_t_ci():
+    from supernova.experiments import likelihood_table
+
+    results = {"hardest": {s: _with_likelihood(eval_json(0.2, 0.3), v) for s, v in enumerate([-1.0, -1.2, -1.1])},
+               "random": {s: _with_likelihood(eval_json(0.2, 0.3), v) for s, v in enumerate([-1.5, -1.6, -1.7])}}
+    text = likelihood_table(results, [("hardest", "random")])
+    # paired differences 0.5, 0.4, 0.6: mean 0.5, t-CI 0.5 +- 4.303 * 0.1 / sqrt(3) = [0.2516, 0.7484]
+    line = next(ln for ln in text.splitlines() if ln.startswith("| hardest − random"))
+    assert line == "| hardest − random | 0.5000 [0.2516, 0.7484] | hardest higher |"
+    assert "| base | -2.0000 |" in text
+
+
+def test_a_sweep_writes_one_plot_row_per_value_and_metric():
+    from supernova.experiments import Study, sweep_rows
+
+    study = Study({"s-2": ["sft_select.size=2"], "s-8": ["sft_select.size=8"], "other": ["sft_select.size=8", "x=1"]},
+                  [], [], "claim", x="sft_select.size")
+    results = {name: {s: _with_likelihood(eval_json(0.2, 0.3 + s / 10), -1.0 - s) for s in range(2)}
+               for name in study.variants}
+    rows = sweep_rows(results, study)
+    assert {r["sft_select.size"] for r in rows} == {2.0, 8.0} and {r["metric"] for r in rows} == {
+        "pass@1", "gold_logprob_token"}
+    p = next(r for r in rows if r["metric"] == "pass@1" and r["sft_select.size"] == 2.0)
+    assert p["mean"] == pytest.approx(0.35) and p["ci_low"] < 0.35 < p["ci_high"] and p["seeds"] == 2
+
+
+def test_queue_status_is_read_by_name_or_task():
+    from supernova.experiments import queue_state
+
+    text = ("Task     Name            Created    Status\n"
+            "753b005  sft-order-hardest-s0  04:01 PM   Running\n"
+            "1ae8b65                  04:02 PM   Queued\n"
+            "0bbb118  rl-size-mix-12-s1  Dec 03  Failed\n\nWorker status: 1 active, 0 idle\n")
+    assert queue_state(text) == {"sft-order-hardest-s0": "Running", "1ae8b65": "Queued",
+                                 "rl-size-mix-12-s1": "Failed"}
 
 
 def test_seed_table_gives_means_t_cis_and_a_paired_verdict():

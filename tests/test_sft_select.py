@@ -54,6 +54,15 @@ def test_highest_score_first_within_a_group():
     assert round_robin(c, c["g"], 4, 1)["uid"].tolist() == ["b", "d"]
 
 
+def test_easiest_order_takes_the_lowest_score_first_and_random_is_seeded():
+    c = pd.DataFrame({"uid": list("abcdef"), "sft_score": [0.1, 0.9, 0.5, 0.7, 0.3, 0.2], "g": ["x"] * 3 + ["y"] * 3})
+    assert round_robin(c, c["g"], 2, None, "easiest")["uid"].tolist() == ["a", "f"]
+    r = round_robin(c, c["g"], 4, None, "random", seed=3)
+    assert r["uid"].tolist() == round_robin(c, c["g"], 4, None, "random", seed=3)["uid"].tolist()
+    draws = {tuple(round_robin(c, c["g"], 2, None, "random", seed=s)["uid"]) for s in range(20)}
+    assert len(draws) > 1                        # the order is the seed's, not the score's
+
+
 def test_loss_is_higher_for_a_wrong_gold_answer(smol_model):
     """The real model: a wrong gold answer costs more than the right one, and the question makes
     the right answer cheaper (the IFD ratio's numerator below its denominator)."""
