@@ -150,7 +150,7 @@ def upstream(ran, tmp_path_factory) -> Path:
     the score stages are not."""
     p = Path(shutil.copytree(ran, tmp_path_factory.mktemp("fanout") / "project", symlinks=True))
     params = yaml.safe_load((p / "params.yaml").read_text())
-    params["score"]["tasks"] = ["syllogism"]
+    params["score"].update(tasks=["syllogism"], control_tasks=["syllogism"])
     params["score"]["grpo"]["learning_rate"] = 2.0e-5
     (p / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     shutil.rmtree(p / "data" / "score")

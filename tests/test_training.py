@@ -184,7 +184,7 @@ def test_rl_train_with_grpo_off_makes_the_sft_model_the_trained_model(tiny_model
     assert any(not torch.equal(base[k], trained[k]) for k in base)
     assert json.loads((paths.METRICS / "train" / "grpo" / "metrics.json").read_text()) == {"enabled": False}
     assert list((paths.METRICS / "train" / "grpo" / "plots").iterdir()) == []
-    assert "loss" in json.loads((paths.METRICS / "train" / "sft" / "metrics.json").read_text())
+    assert "loss_last" in json.loads((paths.METRICS / "train" / "sft" / "metrics.json").read_text())
     resolved = json.loads((paths.TRAINED_MODEL / paths.COMPUTE_RECORD).read_text())
     assert "sft" in resolved and "grpo" not in resolved
     assert not paths.TRAIN_SCRATCH.exists()
