@@ -32,12 +32,7 @@ PAGE = "index.html"
 def declared_plots(dvc_yaml: str | Path = "dvc.yaml") -> list[str]:
     """The ids of the plots in dvc.yaml's top-level ``plots:`` list, in their order (an entry is
     ``{id: definition}`` or a bare data file path)."""
-    with open(dvc_yaml, encoding="utf-8") as f:
-        entries = (yaml.safe_load(f) or {}).get("plots") or []
-    ids = []
-    for entry in entries:
-        ids += list(entry) if isinstance(entry, dict) else [str(entry)]
-    return ids
+    return list(data_files(dvc_yaml))
 
 
 def data_files(dvc_yaml: str | Path = "dvc.yaml") -> dict[str, list[str]]:
