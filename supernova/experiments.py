@@ -63,6 +63,9 @@ SEED_KEYS = ("rl_train.grpo.seed", "rl_train.sft.seed", "mix.seed", "sft_select.
 #: The paired differences reported (first minus second; "base" is the untrained model).
 CONTRASTS = [("micro", "macro"), ("macro", "bottom")]
 SFT_ONLY = ["rl_train.grpo.enabled=false", "sft_select.pool=scored"]
+#: SFT targets sampled from the base model itself under a chain-of-thought prompt.
+TRACED = ["sft_select.targets=teacher", "sft_select.teacher.model=embedded:SmolLM2-135M-Instruct",
+          "sft_select.teacher.style=cot", "sft_select.teacher.n=8", "sft_select.teacher.max_new_tokens=128"]
 
 
 @dataclass(frozen=True)
@@ -96,11 +99,12 @@ STUDIES: dict[str, Study] = {
         "SFT works best on examples hard for the base model; easy ones dilute"),
     "sft-targets": Study(
         {"answer": ["sft_select.targets=answer"],
-         "traced": ["sft_select.targets=teacher", "sft_select.teacher.model=embedded:SmolLM2-135M-Instruct",
-                    "sft_select.teacher.style=cot", "sft_select.teacher.n=8", "sft_select.teacher.max_new_tokens=128"]},
-        SFT_ONLY + ["sft_select.size=8"], [("traced", "answer")],
+         "traced": TRACED,
+         "answer-same-items": TRACED + ["sft_select.teach=answer"]},
+        SFT_ONLY + ["sft_select.size=8"], [("traced", "answer-same-items"), ("traced", "answer")],
         "process supervision (the reasoning as the target) beats the answer alone; the traces here are the "
-        "base model's own reasoning (a chain-of-thought prompt, kept where the checker accepts its answer)"),
+        "base model's own reasoning (a chain-of-thought prompt, kept where the checker accepts its answer), "
+        "and answer-same-items teaches the answer lines of the items that have one"),
     "rl-size": Study(
         {f"mix-{n}": [f"mix.total_size={n}"] for n in (12, 24, 48, 96)},
         ["rl_train.sft.enabled=false"], [("mix-96", "mix-12"), ("mix-48", "mix-12")],

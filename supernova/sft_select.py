@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import InputError, ParamsError
-from .prompts import PromptConfig
+from .prompts import PromptConfig, gold_completion
 from .traces import PICKS, TARGETS, Found, TeacherConfig, excerpt, with_targets
 
 log = logging.getLogger(__name__)
@@ -29,6 +29,7 @@ SCORES = ("loss", "ifd")
 ORDERS = ("hardest", "easiest", "random")
 DIVERSITY = ("task", "skill", "cluster")
 POOLS = ("mixture", "scored")
+TEACH = ("target", "answer")
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,9 @@ class SFTSelectConfig:
             data). A chosen item without an accepted trace is left out of the set and counted.
         trace_pick: of several accepted traces of an item, the ``shortest`` or a ``random`` one
             (seeded by ``seed`` and the item's uid).
+        teach: what an item with an accepted target is taught: that target (``target``), or its
+            answer line alone (``answer``: the items ``targets`` found a trace for, without the
+            reasoning, so that answer-only and traced SFT compare on the same items).
         teacher: the teacher model and its sampling settings (``targets: teacher``).
     """
 
@@ -72,6 +76,7 @@ class SFTSelectConfig:
     pool: str = "mixture"
     targets: str = "answer"
     trace_pick: str = "shortest"
+    teach: str = "target"
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
 
     def __post_init__(self):
@@ -89,6 +94,8 @@ class SFTSelectConfig:
             raise ParamsError(f"must be one of {TARGETS}", file="params.yaml", field="sft_select.targets")
         if self.trace_pick not in PICKS:
             raise ParamsError(f"must be one of {PICKS}", file="params.yaml", field="sft_select.trace_pick")
+        if self.teach not in TEACH:
+            raise ParamsError(f"must be one of {TEACH}", file="params.yaml", field="sft_select.teach")
         if self.targets == "teacher" and not self.teacher.model:
             raise ParamsError("targets: teacher needs a teacher model (embedded:..., a local folder or a hub id)",
                               file="params.yaml", field="sft_select.teacher.model")
@@ -180,9 +187,12 @@ def select(probed: pd.DataFrame, model, tok, prompt: PromptConfig, cfg: SFTSelec
 def targeted(chosen: pd.DataFrame, found: dict[str, Found],
              cfg: SFTSelectConfig) -> tuple[pd.DataFrame, dict[str, dict[str, Any]]]:
     """The SFT set: the chosen items whose target the checker accepts, each with that target
-    (:func:`supernova.traces.with_targets`), and the per-item counts; a set left empty is a
-    one-line error saying how many targets were found or sampled and how many were accepted."""
+    (:func:`supernova.traces.with_targets`) or, with ``teach: answer``, its answer line, and the
+    per-item counts; a set left empty is a one-line error saying how many targets were found or
+    sampled and how many were accepted."""
     sft_set, counts = with_targets(chosen, found, cfg.trace_pick, cfg.seed)
+    if cfg.teach == "answer" and not sft_set.empty:
+        sft_set["target"] = [gold_completion(r) for r in sft_set.to_dict("records")]
     if sft_set.empty:
         sampled = sum(c["sampled"] for c in counts.values())
         accepted = sum(c["accepted"] for c in counts.values())
@@ -203,7 +213,7 @@ def manifest(cfg: SFTSelectConfig, chosen: pd.DataFrame, sft_set: pd.DataFrame, 
         "size": int(len(sft_set)), "requested_size": cfg.size, "band": list(cfg.band), "score": cfg.score,
         "order": cfg.order,
         "diversity": cfg.diversity, "pool": cfg.pool, "candidates": int(candidates),
-        "targets": cfg.targets, "prompt_style": prompt_style,
+        "targets": cfg.targets, "teach": cfg.teach, "prompt_style": prompt_style,
     }
     if cfg.targets != "answer" or len(sft_set) < len(chosen):    # an answer line the checker rejects shows too
         missing = [u for u in chosen["uid"] if u not in set(sft_set["uid"])]

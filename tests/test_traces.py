@@ -259,6 +259,25 @@ def test_answer_targets_are_the_answer_lines_of_every_chosen_item():
     assert [i["target"] for i in man["items"]] == sft_set["target"].tolist()
 
 
+def test_teach_answer_keeps_the_traced_items_and_teaches_their_answer_lines():
+    chosen = scored(mcq_items(3))
+    rows = chosen.to_dict("records")
+    found = {rows[0]["uid"]: Found([f"Because.\nThe answer is: ({rows[0]['answer']})"], 8),
+             rows[1]["uid"]: Found([f"The answer is: ({wrong_letter(rows[1])})"], 8),    # rejected: no trace
+             rows[2]["uid"]: Found([f"So.\nThe answer is: ({rows[2]['answer']})"], 8)}
+    traced, _ = targeted(chosen, found, SFTSelectConfig(targets="self"))
+    cfg = SFTSelectConfig(targets="self", teach="answer")
+    answered, counts = targeted(chosen, found, cfg)
+    assert answered["uid"].tolist() == traced["uid"].tolist() == [rows[0]["uid"], rows[2]["uid"]]
+    assert answered["target"].tolist() == [gold_completion(rows[0]), gold_completion(rows[2])]
+    assert all(accepted(t, r) for t, r in zip(answered["target"], answered.to_dict("records")))
+    man = manifest(cfg, chosen, answered, counts, 3, "f", "h", prompt_style="cot")
+    assert man["teach"] == "answer" and man["traces"]["without_trace_items"] == [rows[1]["uid"]]
+    assert [i["target"] for i in man["items"]] == answered["target"].tolist()
+    with pytest.raises(ParamsError, match="field sft_select.teach"):
+        SFTSelectConfig(teach="trace")
+
+
 def test_targets_and_teacher_are_checked():
     with pytest.raises(ParamsError, match="field sft_select.targets"):
         SFTSelectConfig(targets="gold")
