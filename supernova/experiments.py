@@ -59,7 +59,8 @@ MODES: dict[str, list[str]] = {
     "default": ["sft_select.pool=scored"],
     "paper": ["rl_train.sft.enabled=false"],
 }
-SEED_KEYS = ("rl_train.grpo.seed", "rl_train.sft.seed", "mix.seed", "sft_select.seed")
+#: What a run's seed sets: every random draw of training, mixing, SFT selection and a teacher's sampling.
+SEED_KEYS = ("rl_train.grpo.seed", "rl_train.sft.seed", "mix.seed", "sft_select.seed", "sft_select.teacher.seed")
 #: The paired differences reported (first minus second; "base" is the untrained model).
 CONTRASTS = [("micro", "macro"), ("macro", "bottom")]
 SFT_ONLY = ["rl_train.grpo.enabled=false", "sft_select.pool=scored"]

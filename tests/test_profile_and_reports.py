@@ -121,12 +121,17 @@ def test_seeded_runs_set_every_seed_key_and_the_mode():
     runs = seeded({"macro": ["mix.strategy=macro"]}, [0, 1], MODES["paper"], "paper")
     assert list(runs) == ["paper-macro-s0", "paper-macro-s1"]
     assert runs["paper-macro-s1"] == ["mix.strategy=macro", "rl_train.sft.enabled=false", "rl_train.grpo.seed=1",
-                                      "rl_train.sft.seed=1", "mix.seed=1", "sft_select.seed=1"]
+                                      "rl_train.sft.seed=1", "mix.seed=1", "sft_select.seed=1",
+                                      "sft_select.teacher.seed=1"]
     assert "sft_select.pool=scored" in seeded({"micro": []}, [0], MODES["default"], "default")["micro-s0"]
     study = STUDIES["sft-order"]
     runs = seeded(study.variants, [0], study.fixed, "sft-order")
     assert set(runs) == {"sft-order-hardest-s0", "sft-order-random-s0", "sft-order-easiest-s0"}
     assert "rl_train.grpo.enabled=false" in runs["sft-order-easiest-s0"]
+    study = STUDIES["sft-targets"]
+    runs = seeded(study.variants, [2], study.fixed, "sft-targets")
+    traced, same = runs["sft-targets-traced-s2"], runs["sft-targets-answer-same-items-s2"]
+    assert "sft_select.teacher.seed=2" in traced and set(same) - set(traced) == {"sft_select.teach=answer"}
 
 
 def _with_likelihood(run, trained_lp):
