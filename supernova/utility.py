@@ -483,6 +483,21 @@ def learning(in_task: dict[str, Any], metric: str) -> dict[str, Any]:
     return out
 
 
+def learning_by_metric(in_task: dict[str, Any]) -> dict[str, Any]:
+    """For every metric of the held-out items, over the tasks whose items have it: runs measured,
+    runs whose in-task gain's CI lies above 0, and the tasks whose gain over seeds is separable
+    from 0 (what :func:`learning` reports for the ranking metric alone)."""
+    out: dict[str, Any] = {}
+    for task, res in sorted(in_task.items()):
+        for m, r in res.items():
+            o = out.setdefault(m, {"runs": 0, "learned": 0, "separable_tasks": []})
+            o["runs"] += len(r["runs"])
+            o["learned"] += sum(x["ci_low"] is not None and x["ci_low"] > 0 for x in r["runs"].values())
+            if (r["ci_low"] or 0) > 0:
+                o["separable_tasks"].append(task)
+    return out
+
+
 def difficulty(tasks: pd.DataFrame, base_pass_rate: dict[str, float], *, iters: int = 2000,
                seed: int = 0) -> dict[str, Any]:
     """Spearman's rho (with CI) between a source task's base pass rate (probe) and its mean utility,
@@ -634,6 +649,7 @@ def build(runs: pd.DataFrame, items: pd.DataFrame, likelihood: pd.DataFrame, hel
             "utility": {r.target_task: _r(r.control_utility) for r in mat.drop_duplicates("target_task")
                         .itertuples()}},
         "learning": learning(in_task, metric),
+        "learning_by_metric": learning_by_metric(in_task),
         "in_task": in_task,
         "runs": {r.source_task + f"/seed{r.seed}": {"zero_std_share": _r(r.zero_std_share),
                                                     "reward_first": _r(r.reward_first), "reward_last": _r(r.reward_last),

@@ -10,7 +10,7 @@ from supernova.schema import METRICS
 from supernova.schema import SCORE_EVAL, SCORE_LIKELIHOOD, TASK_UTILITY, UTILITY_MATRIX, conform
 from supernova.scoring import ScoreConfig
 from supernova.utility import (build, decision_accuracy, estimate, in_task_gain, item_scores, learning,
-                               likelihood_scores, reliability, signal_noise)
+                               learning_by_metric, likelihood_scores, reliability, signal_noise)
 
 TARGETS = {"t1": 24, "t2": 24}
 
@@ -214,6 +214,7 @@ def test_in_task_gain_and_which_runs_learned():
     assert learned["runs"] == 4 and learned["learned"] == 2
     assert learned["tasks"]["a"]["separable_from_0"] and not learned["tasks"]["b"]["separable_from_0"]
     assert learned["tasks"]["a"]["metric"] == "gold_logprob_token"
+    assert learning_by_metric(gains) == {"gold_logprob_token": {"runs": 4, "learned": 2, "separable_tasks": ["a"]}}
 
 
 def test_a_run_missing_a_dev_item_is_an_error_naming_the_task():
