@@ -464,6 +464,13 @@ def in_task_gain(rows: pd.DataFrame, base: pd.DataFrame, metrics: list[str], *, 
     return out
 
 
+def learned_seeds(res: dict[str, Any]) -> tuple[list, bool]:
+    """One metric's in-task gain of one task (:func:`in_task_gain`): the seeds whose gain's CI lies
+    above 0, and whether the gain over seeds is separable from 0."""
+    return (sorted(s for s, r in res["runs"].items() if r["ci_low"] is not None and r["ci_low"] > 0),
+            bool((res["ci_low"] or 0) > 0))
+
+
 def learning(in_task: dict[str, Any], metric: str) -> dict[str, Any]:
     """Which runs learned: a run whose in-task gain's CI lies above 0 by ``metric`` (by
     ``gold_logprob_token`` on a task whose held-out items lack it) learned something; any other
@@ -474,11 +481,11 @@ def learning(in_task: dict[str, Any], metric: str) -> dict[str, Any]:
         if m not in res:
             continue
         runs = res[m]["runs"]
-        learned = sorted(s for s, r in runs.items() if r["ci_low"] is not None and r["ci_low"] > 0)
+        learned, separable = learned_seeds(res[m])
         out["runs"] += len(runs)
         out["learned"] += len(learned)
         out["tasks"][task] = {"metric": m, "gain": res[m]["gain"], "ci_low": res[m]["ci_low"],
-                              "ci_high": res[m]["ci_high"], "separable_from_0": bool((res[m]["ci_low"] or 0) > 0),
+                              "ci_high": res[m]["ci_high"], "separable_from_0": separable,
                               "seeds_learned": learned, "seeds": sorted(runs)}
     return out
 
@@ -491,9 +498,10 @@ def learning_by_metric(in_task: dict[str, Any]) -> dict[str, Any]:
     for task, res in sorted(in_task.items()):
         for m, r in res.items():
             o = out.setdefault(m, {"runs": 0, "learned": 0, "separable_tasks": []})
+            learned, separable = learned_seeds(r)
             o["runs"] += len(r["runs"])
-            o["learned"] += sum(x["ci_low"] is not None and x["ci_low"] > 0 for x in r["runs"].values())
-            if (r["ci_low"] or 0) > 0:
+            o["learned"] += len(learned)
+            if separable:
                 o["separable_tasks"].append(task)
     return out
 
