@@ -108,8 +108,7 @@ STUDIES: dict[str, Study] = {
         "and answer-same-items teaches the answer lines of the items that have one"),
     "rl-size": Study(
         {f"mix-{n}": [f"mix.total_size={n}"] for n in (12, 24, 48, 96)},
-        # the SFT set is not trained on; drawn from every scored task it does not follow the mixture,
-        # so sft-select is not rerun for each size
+        # the SFT set is not trained on; drawn from every scored task, it is the same set for every size
         ["rl_train.sft.enabled=false", "sft_select.pool=scored"], [("mix-96", "mix-12"), ("mix-48", "mix-12")],
         "RL wants large, diverse data: more mixture items at the same steps help", x="mix.total_size"),
 }
