@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -107,7 +108,7 @@ STUDIES: dict[str, Study] = {
         "base model's own reasoning (a chain-of-thought prompt, kept where the checker accepts its answer), "
         "and answer-same-items teaches the answer lines of the items that have one"),
     "rl-size": Study(
-        {f"mix-{n}": [f"mix.total_size={n}"] for n in (12, 24, 48, 96)},
+        {f"mix-{n}": [f"mix.total_size={n}"] for n in (12, 48, 96)},
         # the SFT set is not trained on; drawn from every scored task, it is the same set for every size
         ["rl_train.sft.enabled=false", "sft_select.pool=scored"], [("mix-96", "mix-12"), ("mix-48", "mix-12")],
         "RL wants large, diverse data: more mixture items at the same steps help", x="mix.total_size"),
@@ -137,11 +138,22 @@ def queue_runs(runs: dict[str, list[str]], jobs: int, *, poll: float = 15.0) -> 
     subprocess.run(["git", "checkout", "HEAD", "--", "params.yaml"], check=True)
     if len(done) == len(runs):
         return
-    subprocess.run(["dvc", "queue", "start", "-j", str(jobs)], check=True)
+    subprocess.run(["dvc", "queue", "start", "-j", str(jobs)], check=True, env=own_code_env())
     failed = wait_for_queue(list(runs), poll)
     if failed:
         raise SystemExit(f"experiments: {len(failed)} run(s) failed: {', '.join(failed)} "
                          "(`dvc queue logs <name>` shows each one's output)")
+
+
+def own_code_env(env: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment for the queue's workers: ``PYTHONPATH`` starts with ``.``, so a stage
+    (``python stages/<stage>.py``, run in its experiment's own copy of the project) imports
+    ``supernova`` from that copy. Without it the editable install resolves ``supernova`` to the
+    project the environment was installed from, and a queued run executes whatever code that
+    working tree holds at the time, not the code its experiment recorded."""
+    env = dict(os.environ if env is None else env)
+    env["PYTHONPATH"] = os.pathsep.join(["."] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
+    return env
 
 
 def queue_state(text: str) -> dict[str, str]:

@@ -1,6 +1,9 @@
 """Params profiles (deep merge, every profile valid) and the experiments table."""
 
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -162,6 +165,25 @@ def test_a_sweep_writes_one_plot_row_per_value_and_metric():
         "pass@1", "gold_logprob_token"}
     p = next(r for r in rows if r["metric"] == "pass@1" and r["sft_select.size"] == 2.0)
     assert p["mean"] == pytest.approx(0.35) and p["ci_low"] < 0.35 < p["ci_high"] and p["seeds"] == 2
+
+
+def test_a_queued_stage_imports_the_library_from_its_own_copy_of_the_project(tmp_path):
+    """A stage run by the queue, in an experiment's copy of the project, imports that copy's
+    ``supernova``, not the one the environment's editable install points at."""
+    from supernova.experiments import own_code_env
+
+    copy = tmp_path / "exp"
+    (copy / "supernova").mkdir(parents=True)
+    (copy / "supernova" / "__init__.py").write_text("")
+    (copy / "stages").mkdir()
+    (copy / "stages" / "where.py").write_text("import supernova\nprint(supernova.__file__)\n")
+    run = [sys.executable, "stages/where.py"]
+    plain = subprocess.run(run, cwd=copy, capture_output=True, text=True, check=True).stdout.strip()
+    own = subprocess.run(run, cwd=copy, capture_output=True, text=True, check=True,
+                         env=own_code_env({**os.environ, "PYTHONPATH": "/elsewhere"})).stdout.strip()
+    assert Path(plain).parent != copy / "supernova"          # the installed project's copy
+    assert Path(own).resolve().parent == (copy / "supernova").resolve()
+    assert own_code_env({"PYTHONPATH": "/elsewhere"})["PYTHONPATH"] == os.pathsep.join([".", "/elsewhere"])
 
 
 def test_queue_status_is_read_by_name_or_task():
