@@ -184,21 +184,29 @@ def wait_for_queue(names: list[str], poll: float) -> list[str]:
 
 
 def exp_metrics(names: list[str], *, missing_ok: bool = False) -> dict[str, dict[str, Any]]:
-    """metrics/eval.json of each named experiment, from ``dvc exp show --json`` (with
-    ``missing_ok``, of those that have one)."""
+    """metrics/eval.json of each named experiment that finished, from ``dvc exp show --json``
+    (with ``missing_ok``, of those that have one)."""
     out = subprocess.run(["dvc", "exp", "show", "--json", "-A"], check=True, capture_output=True, text=True).stdout
-    found: dict[str, dict[str, Any]] = {}
-    for commit in json.loads(out):
-        for exp in commit.get("experiments") or []:
-            for rev in exp.get("revs") or []:
-                name = rev.get("name")
-                data = ((rev.get("data") or {}).get("metrics") or {}).get(EVAL, {}).get("data")
-                if name in names and data and name not in found:
-                    found[name] = data
+    found = finished_runs(json.loads(out), names)
     missing = [n for n in names if n not in found]
     if missing and not missing_ok:
         raise SystemExit(f"experiments: no {EVAL} for {missing} in `dvc exp show` (run them first)")
     return {n: found[n] for n in names if n in found}
+
+
+def finished_runs(shown: list[dict[str, Any]], names: list[str]) -> dict[str, dict[str, Any]]:
+    """Name -> metrics/eval.json of the named experiments in ``dvc exp show --json`` output that
+    ran to the end. A failed run is listed with an ``error`` and its baseline commit's metrics,
+    which are not its own: it does not count."""
+    found: dict[str, dict[str, Any]] = {}
+    for commit in shown:
+        for exp in commit.get("experiments") or []:
+            for rev in exp.get("revs") or []:
+                name = rev.get("name")
+                data = ((rev.get("data") or {}).get("metrics") or {}).get(EVAL, {}).get("data")
+                if name in names and data and not rev.get("error") and name not in found:
+                    found[name] = data
+    return found
 
 
 def sweep_variants(spec: str) -> dict[str, list[str]]:

@@ -186,6 +186,21 @@ def test_a_queued_stage_imports_the_library_from_its_own_copy_of_the_project(tmp
     assert own_code_env({"PYTHONPATH": "/elsewhere"})["PYTHONPATH"] == os.pathsep.join([".", "/elsewhere"])
 
 
+def test_a_failed_run_does_not_count_as_finished():
+    """``dvc exp show`` lists a failed run with an error and its baseline's metrics."""
+    from supernova.experiments import finished_runs
+
+    def rev(name, value, error=None):
+        return {"name": name, "error": error,
+                "data": {"metrics": {"metrics/eval.json": {"data": {"value": value}}}}}
+
+    shown = [{"rev": "workspace", "experiments": None},
+             {"rev": "abc", "experiments": [{"revs": [rev("a-s0", 1)]},
+                                            {"revs": [rev("a-s1", 9, {"msg": "Experiment run failed", "type": ""})]},
+                                            {"revs": [rev("other", 2)]}]}]
+    assert finished_runs(shown, ["a-s0", "a-s1"]) == {"a-s0": {"value": 1}}
+
+
 def test_queue_status_is_read_by_name_or_task():
     from supernova.experiments import queue_state
 
