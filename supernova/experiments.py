@@ -336,6 +336,14 @@ def sweep_rows(results: dict[str, dict[int, dict[str, Any]]], study: Study, k: i
     return sorted(rows, key=lambda r: (r["metric"], r[study.x]))
 
 
+def finished_variants(found: dict[str, Any], variants: list[str], seeds: list[int],
+                      mode: str) -> tuple[list[str], list[str]]:
+    """(the variants every seed of which has finished, in order; the names of the runs missing)."""
+    missing = [run_name(v, s, mode) for v in variants for s in seeds if run_name(v, s, mode) not in found]
+    done = [v for v in variants if all(run_name(v, s, mode) in found for s in seeds)]
+    return done, missing
+
+
 def group_by_variant(found: dict[str, dict[str, Any]], variants: list[str], seeds: list[int], mode: str) -> dict:
     return {v: {s: found[run_name(v, s, mode)] for s in seeds} for v in variants}
 
@@ -355,6 +363,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=None, help="the Markdown table (default: metrics/experiments.md, "
                                                 "metrics/study-<study>.md for a study)")
     ap.add_argument("--table-only", action="store_true", help="do not run; tabulate existing experiments")
+    ap.add_argument("--partial", action="store_true", help="with --table-only: tabulate the variants whose runs "
+                                                          "have all finished, and name the runs still missing")
     args = ap.parse_args(argv)
     if args.seeds < 1:
         raise SystemExit("experiments: --seeds must be >= 1")
@@ -372,9 +382,19 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit("experiments: params.yaml has uncommitted changes; the variants are defined "
                              "relative to the committed params, so commit them first")
         queue_runs(runs, args.jobs)
-    results = group_by_variant(exp_metrics(list(runs)), list(variants), seeds, prefix)
-    text = (f"Claim: {study.claim}.\n\n" if study else "") + seed_table(results, args.k or 1, mode=prefix,
-                                                                         contrasts=contrasts)
+    if args.partial and not args.table_only:
+        raise SystemExit("experiments: --partial tabulates what exists; use it with --table-only")
+    found = exp_metrics(list(runs), missing_ok=args.partial)
+    done, missing = finished_variants(found, list(variants), seeds, prefix)
+    if not done:
+        raise SystemExit(f"experiments: no variant has all its runs finished (missing: {', '.join(missing)})")
+    contrasts = [c for c in contrasts if c[0] in done and c[1] in done]
+    results = group_by_variant(found, done, seeds, prefix)
+    text = (f"Claim: {study.claim}.\n\n" if study else "")
+    if missing:
+        text += (f"**Partial**: runs not finished: {', '.join(missing)}; their variants and contrasts are not "
+                 "in the tables.\n\n")
+    text += seed_table(results, args.k or 1, mode=prefix, contrasts=contrasts)
     text += "\n" + likelihood_table(results, contrasts)
     if args.k is None:   # also the largest k's per-sub-task CIs of seed 0, as before
         first = {v: r[seeds[0]] for v, r in results.items()}

@@ -201,6 +201,13 @@ def test_a_failed_run_does_not_count_as_finished():
     assert finished_runs(shown, ["a-s0", "a-s1"]) == {"a-s0": {"value": 1}}
 
 
+def test_a_partial_table_keeps_the_variants_whose_seeds_all_finished():
+    from supernova.experiments import finished_variants
+
+    found = {"rl-size-mix-12-s0": {}, "rl-size-mix-12-s1": {}, "rl-size-mix-96-s0": {}}
+    assert finished_variants(found, ["mix-12", "mix-96"], [0, 1], "rl-size") == (["mix-12"], ["rl-size-mix-96-s1"])
+
+
 def test_queue_status_is_read_by_name_or_task():
     from supernova.experiments import queue_state
 
