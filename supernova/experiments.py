@@ -122,14 +122,17 @@ def params_committed() -> bool:
 def queue_runs(runs: dict[str, list[str]], jobs: int, *, poll: float = 15.0) -> None:
     """Every run not finished yet on DVC's experiment queue (``dvc exp run --queue -n <name>``, on
     top of the committed params), then ``dvc queue start -j <jobs>``, and wait until the queue is
-    empty. A run that finished before (its named experiment has metrics/eval.json) is not queued
-    again, so an interrupted study resumes where it stopped; failed runs stop with one line
-    naming them and where their logs are."""
+    empty. A run that finished before (its named experiment has metrics/eval.json) or is queued or
+    running already is not queued again, so an interrupted study resumes where it stopped; failed
+    runs stop with one line naming them and where their logs are."""
     done = set(exp_metrics(list(runs), missing_ok=True))
-    for name, sets in runs.items():
-        if name in done:
-            print(f"experiments: {name} finished before; not run again", flush=True)
-            continue
+    status = subprocess.run(["dvc", "queue", "status"], capture_output=True, text=True).stdout
+    pending = {n for n, st in queue_state(status).items() if st in ("Queued", "Running")}
+    for name in runs:
+        if name in done or name in pending:
+            print(f"experiments: {name} {'finished before' if name in done else 'is on the queue'}; not queued again",
+                  flush=True)
+    for name, sets in to_queue(runs, done, pending).items():
         subprocess.run(["git", "checkout", "HEAD", "--", "params.yaml"], check=True)
         subprocess.run(["dvc", "exp", "remove", name], capture_output=True)  # a failed earlier try, if any
         cmd = ["dvc", "exp", "run", "--queue", "-n", name] + [a for s in sets for a in ("-S", s)]
@@ -143,6 +146,11 @@ def queue_runs(runs: dict[str, list[str]], jobs: int, *, poll: float = 15.0) -> 
     if failed:
         raise SystemExit(f"experiments: {len(failed)} run(s) failed: {', '.join(failed)} "
                          "(`dvc queue logs <name>` shows each one's output)")
+
+
+def to_queue(runs: dict[str, list[str]], done: set[str], pending: set[str]) -> dict[str, list[str]]:
+    """The runs to put on the queue: neither finished nor queued or running already."""
+    return {name: sets for name, sets in runs.items() if name not in done and name not in pending}
 
 
 def own_code_env(env: dict[str, str] | None = None) -> dict[str, str]:
@@ -196,15 +204,16 @@ def exp_metrics(names: list[str], *, missing_ok: bool = False) -> dict[str, dict
 
 def finished_runs(shown: list[dict[str, Any]], names: list[str]) -> dict[str, dict[str, Any]]:
     """Name -> metrics/eval.json of the named experiments in ``dvc exp show --json`` output that
-    ran to the end. A failed run is listed with an ``error`` and its baseline commit's metrics,
-    which are not its own: it does not count."""
+    ran to the end. A failed run is listed with an ``error``, and a running one with its queue
+    executor's state ``running``, each with metrics that are not its own: neither counts."""
     found: dict[str, dict[str, Any]] = {}
     for commit in shown:
         for exp in commit.get("experiments") or []:
+            state = (exp.get("executor") or {}).get("state", "success")
             for rev in exp.get("revs") or []:
                 name = rev.get("name")
                 data = ((rev.get("data") or {}).get("metrics") or {}).get(EVAL, {}).get("data")
-                if name in names and data and not rev.get("error") and name not in found:
+                if name in names and data and not rev.get("error") and state == "success" and name not in found:
                     found[name] = data
     return found
 

@@ -186,19 +186,21 @@ def test_a_queued_stage_imports_the_library_from_its_own_copy_of_the_project(tmp
     assert own_code_env({"PYTHONPATH": "/elsewhere"})["PYTHONPATH"] == os.pathsep.join([".", "/elsewhere"])
 
 
-def test_a_failed_run_does_not_count_as_finished():
-    """``dvc exp show`` lists a failed run with an error and its baseline's metrics."""
+def test_a_failed_or_running_run_does_not_count_as_finished():
+    """``dvc exp show`` lists a failed run with an error and its baseline's metrics, a running one
+    with its executor's state and the metrics of its workspace so far."""
     from supernova.experiments import finished_runs
 
-    def rev(name, value, error=None):
-        return {"name": name, "error": error,
-                "data": {"metrics": {"metrics/eval.json": {"data": {"value": value}}}}}
+    def exp(name, value, error=None, state=None):
+        return {"executor": state and {"state": state, "name": "dvc-task"},
+                "revs": [{"name": name, "error": error,
+                          "data": {"metrics": {"metrics/eval.json": {"data": {"value": value}}}}}]}
 
     shown = [{"rev": "workspace", "experiments": None},
-             {"rev": "abc", "experiments": [{"revs": [rev("a-s0", 1)]},
-                                            {"revs": [rev("a-s1", 9, {"msg": "Experiment run failed", "type": ""})]},
-                                            {"revs": [rev("other", 2)]}]}]
-    assert finished_runs(shown, ["a-s0", "a-s1"]) == {"a-s0": {"value": 1}}
+             {"rev": "abc", "experiments": [exp("a-s0", 1, state="success"), exp("a-s3", 3),
+                                            exp("a-s1", 9, {"msg": "Experiment run failed", "type": ""}, "failed"),
+                                            exp("a-s2", 8, state="running"), exp("other", 2)]}]
+    assert finished_runs(shown, ["a-s0", "a-s1", "a-s2", "a-s3"]) == {"a-s0": {"value": 1}, "a-s3": {"value": 3}}
 
 
 def test_a_partial_table_keeps_the_variants_whose_seeds_all_finished():
@@ -206,6 +208,13 @@ def test_a_partial_table_keeps_the_variants_whose_seeds_all_finished():
 
     found = {"rl-size-mix-12-s0": {}, "rl-size-mix-12-s1": {}, "rl-size-mix-96-s0": {}}
     assert finished_variants(found, ["mix-12", "mix-96"], [0, 1], "rl-size") == (["mix-12"], ["rl-size-mix-96-s1"])
+
+
+def test_a_run_finished_or_on_the_queue_is_not_queued_again():
+    from supernova.experiments import to_queue
+
+    runs = {f"x-s{i}": [f"seed={i}"] for i in range(4)}
+    assert to_queue(runs, done={"x-s0"}, pending={"x-s2"}) == {"x-s1": ["seed=1"], "x-s3": ["seed=3"]}
 
 
 def test_queue_status_is_read_by_name_or_task():
