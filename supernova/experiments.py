@@ -377,6 +377,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.seeds < 1:
         raise SystemExit("experiments: --seeds must be >= 1")
+    if args.partial and not args.table_only:
+        raise SystemExit("experiments: --partial tabulates what exists; use it with --table-only")
     study = STUDIES.get(args.study)
     if study:
         variants, fixed, prefix, contrasts = study.variants, study.fixed, args.study, study.contrasts
@@ -391,8 +393,6 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit("experiments: params.yaml has uncommitted changes; the variants are defined "
                              "relative to the committed params, so commit them first")
         queue_runs(runs, args.jobs)
-    if args.partial and not args.table_only:
-        raise SystemExit("experiments: --partial tabulates what exists; use it with --table-only")
     found = exp_metrics(list(runs), missing_ok=args.partial)
     done, missing = finished_variants(found, list(variants), seeds, prefix)
     if not done:
