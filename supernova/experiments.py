@@ -126,8 +126,7 @@ def queue_runs(runs: dict[str, list[str]], jobs: int, *, poll: float = 15.0) -> 
     running already is not queued again, so an interrupted study resumes where it stopped; failed
     runs stop with one line naming them and where their logs are."""
     done = set(exp_metrics(list(runs), missing_ok=True))
-    status = subprocess.run(["dvc", "queue", "status"], capture_output=True, text=True).stdout
-    pending = {n for n, st in queue_state(status).items() if st in ("Queued", "Running")}
+    pending = set(pending_tasks(queue_status()))
     for name in runs:
         if name in done or name in pending:
             print(f"experiments: {name} {'finished before' if name in done else 'is on the queue'}; not queued again",
@@ -178,12 +177,21 @@ def queue_state(text: str) -> dict[str, str]:
     return out
 
 
+def queue_status() -> dict[str, str]:
+    """:func:`queue_state` of ``dvc queue status`` now."""
+    return queue_state(subprocess.run(["dvc", "queue", "status"], capture_output=True, text=True).stdout)
+
+
+def pending_tasks(state: dict[str, str]) -> list[str]:
+    """The tasks of a :func:`queue_state` that are queued or running."""
+    return [n for n, st in state.items() if st in ("Queued", "Running")]
+
+
 def wait_for_queue(names: list[str], poll: float) -> list[str]:
     """Wait until no task is queued or running; the names among ``names`` that failed."""
     while True:
-        res = subprocess.run(["dvc", "queue", "status"], capture_output=True, text=True)
-        state = queue_state(res.stdout)
-        pending = [n for n, st in state.items() if st in ("Queued", "Running")]
+        state = queue_status()
+        pending = pending_tasks(state)
         if not pending:
             return [n for n in names if state.get(n) == "Failed"]
         print(f"experiments: {len(pending)} queued or running ({', '.join(sorted(pending)[:4])}"
