@@ -652,26 +652,26 @@ def dag(ctx: Context) -> dict:
 
 
 def placement(ctx: Context) -> dict:
-    """sft-select's loss pass and the gradient proxy where torch_device() puts them, against the
+    """sft-loss's loss pass and the gradient proxy where torch_device() puts them, against the
     same computation on the CPU (tiny model)."""
     import numpy as np
 
     from supernova.gradproxy import GradientProxy, cosine
     from supernova.model import load_for_training
     from supernova.prompts import PromptConfig
-    from supernova.sft_select import answer_losses, select, SFTSelectConfig
+    from supernova.sft_select import item_losses, select, SFTSelectConfig
 
     items = training_items().head(8).copy()
     items["n"], items["correct"], items["kept"], items["drop_reason"] = 4, 1, True, ""
     items["pass_rate"] = 0.25
     model, tok = load_for_training(model_dir(ctx, "tiny"))
     model.eval()
-    on_cpu = answer_losses(model, tok, items, PromptConfig(), with_question=True)
-    chosen = select(items, model, tok, PromptConfig(), SFTSelectConfig(size=4))
+    on_cpu = item_losses(items, model, tok, PromptConfig(), device="cpu")
+    placed = item_losses(items, model, tok, PromptConfig())
     device = str(next(model.parameters()).device)
-    placed = answer_losses(model, tok, items, PromptConfig(), with_question=True)
-    ctx.put("sft_select", {"device": device, "selected": len(chosen),
-                           "max_abs_loss_difference_vs_cpu": float(np.max(np.abs(placed - on_cpu)))})
+    chosen = select(items, placed, SFTSelectConfig(size=4))
+    ctx.put("sft_loss", {"device": device, "selected": len(chosen),
+                         "max_abs_loss_difference_vs_cpu": float(np.max(np.abs(placed["loss"] - on_cpu["loss"])))})
     here = GradientProxy(model_dir(ctx, "tiny"), PromptConfig(), layers=1)
     cpu = GradientProxy(model_dir(ctx, "tiny"), PromptConfig(), layers=1, precision="no", device="cpu")
     g_here, g_cpu = here.mean_gradient(items), cpu.mean_gradient(items)

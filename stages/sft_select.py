@@ -1,5 +1,5 @@
-"""Stage sft-select: a small, hard, diverse SFT set from the mixture's tasks, each item with its SFT
-target (answer line or accepted trace); sft_set.yaml manifest."""
+"""Stage sft-select: a small, hard, diverse SFT set from the mixture's tasks (ranked by sft-loss's
+losses), each item with its SFT target (answer line or accepted trace); sft_set.yaml manifest."""
 
 import pandas as pd
 
@@ -8,10 +8,9 @@ from supernova.config import from_section
 from supernova.generation import GenerationConfig
 from supernova.hardware import ComputeConfig
 from supernova.io import file_sha256, read_yaml, write_yaml
-from supernova.model import load_for_training
 from supernova.prompts import PromptConfig
 from supernova.schema import PROBE, SFT, read_table, write_table
-from supernova.sft_select import SFTSelectConfig, manifest, select, targeted
+from supernova.sft_select import LOSSES, SFT_LOSS, SFTSelectConfig, manifest, select, targeted
 
 
 def main(params: dict) -> None:
@@ -22,10 +21,7 @@ def main(params: dict) -> None:
     else:
         tasks = list(params["score"]["tasks"])
     probed = pd.concat([read_table(paths.probe_file(t), PROBE) for t in tasks], ignore_index=True)
-    model, tok = load_for_training(paths.BASE_MODEL)
-    model.eval()
-    chosen = select(probed, model, tok, prompt, cfg)
-    del model
+    chosen = select(probed, read_table(LOSSES, SFT_LOSS), cfg)
     found, teacher = traces.find(cfg.targets, chosen, prompt=prompt, teacher=cfg.teacher,
                                  generation=from_section(GenerationConfig, params, "generation"),
                                  compute=from_section(ComputeConfig, params, "compute"),

@@ -6,6 +6,10 @@ scored by the base model's loss on the gold answer line (``score: loss``) or by 
 loss(answer | question) / loss(answer) (``score: ifd``); the highest scores are taken round-robin
 over groups (tasks, skills, or TF-IDF k-means clusters of the questions) so no group dominates.
 
+The losses (:func:`item_losses`) are the sft-loss stage's, computed once for every probed item of
+the scored tasks: they depend on the base model and the prompt alone, so a new size, band, order
+or mixture reselects from them without another pass of the model.
+
 The selection does not depend on ``targets`` (it ranks by the answer line), so every target
 source is compared on the same items; what each chosen item is then taught — its answer line, or
 a reasoning trace the shared checker accepts — is :mod:`supernova.traces`'s part.
@@ -19,12 +23,20 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
+from . import paths
 from .errors import InputError, ParamsError
 from .prompts import PromptConfig, gold_completion
+from .schema import SFT
 from .traces import PICKS, TARGETS, Found, TeacherConfig, excerpt, with_targets
 
 log = logging.getLogger(__name__)
+#: sft-loss's output. Its path and columns are defined here, beside the only code that writes and
+#: reads them, so that adding them did not change a dependency of every stage.
+LOSSES = paths.DATA / "sft_loss" / "losses.parquet"
+#: The base model's loss on every probed item of the scored tasks: the SFT set's columns of the same name.
+SFT_LOSS = pa.schema([SFT.field(name) for name in ("task", "uid", "loss", "ifd")])
 SCORES = ("loss", "ifd")
 ORDERS = ("hardest", "easiest", "random")
 DIVERSITY = ("task", "skill", "cluster")
@@ -47,7 +59,7 @@ class SFTSelectConfig:
             theory's choice), the lowest (``easiest``), or a seeded ``random`` order (with
             ``band``, what the hard/easy/random comparison of :mod:`supernova.experiments` varies).
         clusters: number of k-means clusters for ``diversity: cluster``.
-        batch_size: items per forward pass when scoring.
+        batch_size: items per forward pass of the sft-loss stage.
         seed: seed for clustering.
         pool: draw candidates from the mixture's tasks (``mixture``) or from every scored source
             task (``scored``: the SFT set is then the same whatever the mixture, so that mixing
@@ -101,6 +113,23 @@ class SFTSelectConfig:
                               file="params.yaml", field="sft_select.teacher.model")
 
 
+def item_losses(items: pd.DataFrame, model, tok, prompt: PromptConfig, *, batch_size: int = 16,
+                device: str | None = None) -> pd.DataFrame:
+    """The SFT_LOSS rows of ``items``: the base model's loss on each gold answer line after its
+    question, and the IFD ratio of that loss to the loss after an empty prompt; computed on
+    ``device`` (default: :func:`supernova.hardware.torch_device`), where the model is moved."""
+    from .hardware import apply_fp32_matmul, log_resolved, torch_device
+
+    device = device or torch_device()
+    apply_fp32_matmul()
+    log_resolved(f"sft-loss pass ({model.config.name_or_path})", device=device)
+    model.to(device)
+    loss = answer_losses(model, tok, items, prompt, with_question=True, batch_size=batch_size)
+    plain = answer_losses(model, tok, items, prompt, with_question=False, batch_size=batch_size)
+    return pd.DataFrame({"task": items["task"].to_numpy(), "uid": items["uid"].to_numpy(),
+                         "loss": loss, "ifd": loss / np.maximum(plain, 1e-8)})
+
+
 def answer_losses(model, tok, items: pd.DataFrame, prompt: PromptConfig, *, with_question: bool,
                   batch_size: int = 16) -> np.ndarray:
     """Mean token NLL of each item's gold completion, after its prompt (or after an empty prompt),
@@ -113,7 +142,7 @@ def answer_losses(model, tok, items: pd.DataFrame, prompt: PromptConfig, *, with
     rows = items.to_dict("records")
     losses = []
     what = "gold-answer loss" if with_question else "answer-only loss (IFD)"
-    desc = f"sft-select {what} [{model.config.name_or_path}]"
+    desc = f"sft-loss {what} [{model.config.name_or_path}]"
     for start in tqdm(range(0, len(rows), batch_size), desc=desc, unit="batch", leave=False):
         input_ids, mask, lab = (t.to(model.device) for t in gold_answer_batch(
             tok, rows[start:start + batch_size], prompt, with_question=with_question))
@@ -163,25 +192,22 @@ def round_robin(cands: pd.DataFrame, group: pd.Series, size: int, cap: int | Non
     return cands.loc[taken].reset_index(drop=True)
 
 
-def select(probed: pd.DataFrame, model, tok, prompt: PromptConfig, cfg: SFTSelectConfig,
-           device: str | None = None) -> pd.DataFrame:
-    """The SFT set (SFT schema columns), best-scored first within each group; the losses are
-    computed on ``device`` (default: :func:`supernova.hardware.torch_device`), where the model is moved."""
-    from .hardware import apply_fp32_matmul, log_resolved, torch_device
-
-    device = device or torch_device()
-    apply_fp32_matmul()
-    log_resolved(f"sft-select loss pass ({model.config.name_or_path})", device=device)
-    model.to(device)
+def select(probed: pd.DataFrame, losses: pd.DataFrame, cfg: SFTSelectConfig) -> pd.DataFrame:
+    """The chosen items of ``probed`` (with their ``loss``, ``ifd`` and ``sft_score`` from ``losses``,
+    SFT_LOSS rows), best-scored first within each group; a candidate without a loss row is a
+    one-line error."""
     lo, hi = cfg.band
-    cands = probed[(probed["pass_rate"] >= lo) & (probed["pass_rate"] <= hi)].copy()
+    cands = probed[(probed["pass_rate"] >= lo) & (probed["pass_rate"] <= hi)]
     if cands.empty:
         raise InputError(f"no candidate has a probe pass rate in [{lo}, {hi}]", field="sft_select.band")
-    cands["loss"] = answer_losses(model, tok, cands, prompt, with_question=True, batch_size=cfg.batch_size)
-    plain = answer_losses(model, tok, cands, prompt, with_question=False, batch_size=cfg.batch_size)
-    cands["ifd"] = cands["loss"] / np.maximum(plain, 1e-8)
-    cands["sft_score"] = cands[cfg.score]
-    return round_robin(cands, groups(cands, cfg), cfg.size, cfg.per_group_cap, cfg.order, cfg.seed)
+    scored = cands.merge(losses[["uid", "loss", "ifd"]], on="uid", how="left", validate="one_to_one")
+    missing = scored.loc[scored["loss"].isna(), "uid"].tolist()
+    if missing:
+        raise InputError(f"{len(missing)} candidate(s) have no loss row (first: {missing[0]}); rerun sft-loss",
+                         file=str(LOSSES), task=str(scored.loc[scored["loss"].isna(), "task"].iloc[0]),
+                         field="uid")
+    scored["sft_score"] = scored[cfg.score]
+    return round_robin(scored, groups(scored, cfg), cfg.size, cfg.per_group_cap, cfg.order, cfg.seed)
 
 
 def targeted(chosen: pd.DataFrame, found: dict[str, Found],

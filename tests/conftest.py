@@ -108,7 +108,8 @@ def project(tmp_path) -> Path:
 SCORE_STAGES = ["promote-r0", "score@syllogism-r0", "score@basic_arithmetic-r0", "score-control@r0", "promote-r1",
                 "score@syllogism-r1", "score@basic_arithmetic-r1", "score-control@r1", "promote-r2",
                 "score@syllogism-r2", "score@basic_arithmetic-r2", "score-control@r2"]
-STAGES = ["prepare-model", "ingest", "probe", "baseline", *SCORE_STAGES, "utility", "mix", "sft-select", "rl-train",
+STAGES = ["prepare-model", "ingest", "probe", "baseline", *SCORE_STAGES, "utility", "mix", "sft-loss", "sft-select",
+          "rl-train",
           "evaluate", "decision"]
 
 

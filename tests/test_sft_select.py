@@ -1,4 +1,4 @@
-"""sft-select: band filter, loss/IFD scoring, diversity across groups, manifest."""
+"""sft-loss and sft-select: loss/IFD of every probed item, band filter, diversity across groups, manifest."""
 
 import numpy as np
 import pandas as pd
@@ -8,7 +8,8 @@ from supernova.errors import InputError
 from supernova.model import load_for_training
 from supernova.prompts import PromptConfig
 from supernova.schema import SFT, conform, items_frame
-from supernova.sft_select import SFTSelectConfig, answer_losses, manifest, round_robin, select, targeted
+from supernova.sft_select import (SFT_LOSS, SFTSelectConfig, answer_losses, item_losses, manifest, round_robin, select,
+                                  targeted)
 from supernova.sources import load_entry
 from supernova.traces import answer_found, self_found
 
@@ -28,23 +29,38 @@ def probed():
 
 
 @pytest.fixture(scope="module")
-def tiny(tiny_model):
+def losses(tiny_model):
+    """sft-loss's rows for :func:`probed`, from the tiny model."""
     model, tok = load_for_training(tiny_model)
-    return model.eval(), tok
+    return item_losses(probed(), model.eval(), tok, PromptConfig(), batch_size=5, device="cpu")
 
 
-def test_selection_respects_band_size_and_spreads_over_tasks(tiny):
-    model, tok = tiny
+def test_item_losses_cover_every_probed_item_in_its_schema(losses):
+    conform(losses, SFT_LOSS)
+    assert losses["uid"].tolist() == probed()["uid"].tolist()
+    assert np.all(losses["loss"] > 0) and np.all(losses["ifd"] > 0)
+
+
+def test_selection_respects_band_size_and_spreads_over_tasks(losses):
     cfg = SFTSelectConfig(size=6, band=(0.0, 0.5))
-    out = select(probed(), model, tok, PromptConfig(), cfg)
+    out = select(probed(), losses, cfg)
     assert len(out) == 6 and out["pass_rate"].max() <= 0.5
     assert out["task"].value_counts().to_dict() == {"basic_arithmetic": 2, "family_relationships": 2, "syllogism": 2}
     sft_set, _ = targeted(out, answer_found(out), cfg)
     conform(sft_set, SFT)  # with its targets, has every SFT column
     assert sft_set["uid"].tolist() == out["uid"].tolist()
-    assert np.all(out["ifd"] > 0)
-    again = select(probed(), model, tok, PromptConfig(), cfg)
-    assert out["uid"].tolist() == again["uid"].tolist()
+    ranked = losses.set_index("uid").loc[out["uid"]]
+    assert out["loss"].tolist() == ranked["loss"].tolist() == out["sft_score"].tolist()
+    # within each task, the hardest candidates of the band, highest loss first
+    band = probed().merge(losses[["uid", "loss"]], on="uid").query("pass_rate <= 0.5")
+    for task, chosen in out.groupby("task", sort=False):
+        assert chosen["loss"].tolist() == band[band["task"] == task]["loss"].nlargest(2).tolist()
+
+
+def test_a_candidate_without_a_loss_row_is_a_one_line_error(losses):
+    with pytest.raises(InputError, match=r"data/sft_loss/losses.parquet: task \w+: field uid: 1 candidate\(s\) have no "
+                                         r"loss row .*rerun sft-loss"):
+        select(probed(), losses.iloc[1:], SFTSelectConfig(size=6, band=(0.0, 1.0)))
 
 
 def test_highest_score_first_within_a_group():
@@ -79,27 +95,24 @@ def test_loss_is_higher_for_a_wrong_gold_answer(smol_model):
     assert (answer_losses(model, tok, right, PromptConfig(), with_question=False) > with_q).all()
 
 
-def test_clusters_and_empty_band(tiny):
-    model, tok = tiny
-    out = select(probed(), model, tok, PromptConfig(), SFTSelectConfig(size=4, diversity="cluster", clusters=3,
-                                                                       score="ifd"))
+def test_clusters_and_empty_band(losses):
+    out = select(probed(), losses, SFTSelectConfig(size=4, diversity="cluster", clusters=3, score="ifd"))
     assert len(out) == 4
     sft_set, counts = targeted(out, answer_found(out), SFTSelectConfig(size=4))
     man = manifest(SFTSelectConfig(size=4), out, sft_set, counts, 20, "f", "h", prompt_style="direct")
     assert man["size"] == 4 and sum(man["per_task"].values()) == 4 and len(man["items"]) == 4
     assert man["targets"] == "answer" and all(i["target"].startswith("The answer is: (") for i in man["items"])
     with pytest.raises(InputError, match="sft_select.band"):
-        select(probed(), model, tok, PromptConfig(), SFTSelectConfig(band=(0.6, 0.7)))
+        select(probed(), losses, SFTSelectConfig(band=(0.6, 0.7)))
 
 
-def test_the_selection_is_the_same_whatever_the_targets(tiny):
+def test_the_selection_is_the_same_whatever_the_targets(losses):
     """Targets are attached after the selection, so answer-only and traced sets are drawn from the
     same chosen items; an item without a self trace is left out, not replaced."""
-    model, tok = tiny
     data = probed()
     data["correct_samples"] = [[f"Because.\nThe answer is: ({a})"] * int(c) for a, c in zip(data["answer"],
                                                                                          data["correct"])]
-    chosen = {t: select(data, model, tok, PromptConfig(), SFTSelectConfig(size=6, targets=t))
+    chosen = {t: select(data, losses, SFTSelectConfig(size=6, targets=t))
               for t in ("answer", "self")}
     assert chosen["answer"]["uid"].tolist() == chosen["self"]["uid"].tolist()
     traced, _ = targeted(chosen["self"], self_found(chosen["self"]), SFTSelectConfig(size=6, targets="self"))

@@ -98,13 +98,15 @@ def test_a_teacher_run_with_the_tiny_model_writes_only_accepted_traces(tiny_mode
     write_table(project / "data" / "probe" / "echo.parquet", probed, PROBE)
     (project / "mixture.yaml").write_text(yaml.safe_dump({"tasks": [{"task": "echo"}]}))
     params = {"prompt": {"style": "cot", "system": ""}, "generation": {"backend": "transformers", "batch_size": 1},
+              "score": {"tasks": ["echo"]},
               "sft_select": {"size": 3, "band": [0.0, 1.0], "targets": "teacher",
                              "teacher": {"model": teacher.model, "n": teacher.n, "temperature": teacher.temperature,
                                          "max_new_tokens": teacher.max_new_tokens, "seed": teacher.seed}}}
     (project / "params.yaml").write_text(yaml.safe_dump(params))
-    res = subprocess.run([sys.executable, str(ROOT / "stages" / "sft_select.py")], cwd=project, capture_output=True,
-                         text=True)
-    assert res.returncode == 0, res.stderr
+    for script in ("sft_loss.py", "sft_select.py"):
+        res = subprocess.run([sys.executable, str(ROOT / "stages" / script)], cwd=project, capture_output=True,
+                             text=True)
+        assert res.returncode == 0, res.stderr
 
     sft_set = read_table(project / "data" / "sft" / "sft.parquet", SFT)
     man = yaml.safe_load((project / "sft_set.yaml").read_text())
@@ -294,11 +296,13 @@ def test_targets_and_teacher_are_checked():
 
 def test_a_new_teacher_reruns_sft_select_and_what_follows_only():
     """The teacher's name and sampling settings are ``sft_select`` params, which sft-select alone
-    declares: DVC reruns it when they change, and the stages after it only if its outputs change."""
+    declares (sft-loss declares the batch size of its loss pass only): DVC reruns sft-select when
+    they change, and the stages after it only if its outputs change."""
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
-    declaring = [name for name, st in stages.items()
-                 if any(str(p).split(".")[0] == "sft_select" for p in st.get("do", st).get("params", []))]
-    assert declaring == ["sft-select"]
+    declaring = {name: [p for p in st.get("do", st).get("params", []) if str(p).split(".")[0] == "sft_select"]
+                 for name, st in stages.items()}
+    assert {name: keys for name, keys in declaring.items() if keys} == {"sft-loss": ["sft_select.batch_size"],
+                                                                       "sft-select": ["sft_select"]}
     assert {f.name for f in dataclasses.fields(SFTSelectConfig)} >= {"targets", "trace_pick", "teacher"}
     assert {f.name for f in dataclasses.fields(TeacherConfig)} == {"model", "n", "temperature", "max_new_tokens", "style",
                                                                   "seed"}
