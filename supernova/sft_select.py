@@ -33,7 +33,7 @@ from .traces import PICKS, TARGETS, Found, TeacherConfig, excerpt, with_targets
 
 log = logging.getLogger(__name__)
 #: sft-loss's output. Its path and columns are defined here, beside the only code that writes and
-#: reads them, so that adding them did not change a dependency of every stage.
+#: reads them, rather than in paths.py and schema.py, on which every stage depends.
 LOSSES = paths.DATA / "sft_loss" / "losses.parquet"
 #: The base model's loss on every probed item of the scored tasks: the SFT set's columns of the same name.
 SFT_LOSS = pa.schema([SFT.field(name) for name in ("task", "uid", "loss", "ifd")])
