@@ -241,9 +241,18 @@ def run_name(variant: str, seed: int, prefix: str) -> str:
 
 
 def seeded(variants: dict[str, list[str]], seeds: list[int], fixed: list[str], prefix: str) -> dict[str, list[str]]:
-    """One run per variant and seed (:func:`run_name`) with the seed keys and the ``fixed`` sets."""
-    return {run_name(name, seed, prefix): sets + fixed + [f"{key}={seed}" for key in SEED_KEYS]
-            for name in variants for seed in seeds for sets in [variants[name]]}
+    """One run per variant and seed (:func:`run_name`): the ``fixed`` sets, the variant's own sets
+    and the seed keys, each key set once; where the variant sets a key ``fixed`` sets too, the
+    variant's value is the one the run gets."""
+    def merged(*groups: list[str]) -> list[str]:
+        out: dict[str, str] = {}
+        for s in (s for g in groups for s in g):
+            out.pop(s.split("=", 1)[0], None)
+            out[s.split("=", 1)[0]] = s
+        return list(out.values())
+
+    return {run_name(name, seed, prefix): merged(fixed, variants[name], [f"{key}={seed}" for key in SEED_KEYS])
+            for name in variants for seed in seeds}
 
 
 def _pct(v: float) -> str:

@@ -123,7 +123,7 @@ def test_seeded_runs_set_every_seed_key_and_the_mode():
 
     runs = seeded({"macro": ["mix.strategy=macro"]}, [0, 1], MODES["paper"], "paper")
     assert list(runs) == ["paper-macro-s0", "paper-macro-s1"]
-    assert runs["paper-macro-s1"] == ["mix.strategy=macro", "rl_train.sft.enabled=false", "rl_train.grpo.seed=1",
+    assert runs["paper-macro-s1"] == ["rl_train.sft.enabled=false", "mix.strategy=macro", "rl_train.grpo.seed=1",
                                       "rl_train.sft.seed=1", "mix.seed=1", "sft_select.seed=1",
                                       "sft_select.teacher.seed=1"]
     assert "sft_select.pool=scored" in seeded({"micro": []}, [0], MODES["default"], "default")["micro-s0"]
@@ -135,6 +135,15 @@ def test_seeded_runs_set_every_seed_key_and_the_mode():
     runs = seeded(study.variants, [2], study.fixed, "sft-targets")
     traced, same = runs["sft-targets-traced-s2"], runs["sft-targets-answer-same-items-s2"]
     assert "sft_select.teacher.seed=2" in traced and set(same) - set(traced) == {"sft_select.teach=answer"}
+
+
+def test_a_variant_overrides_a_key_its_study_fixes():
+    from supernova.experiments import STUDIES, seeded
+
+    study = STUDIES["sft-size"]
+    sets = seeded(study.variants, [0], study.fixed, "sft-size")["sft-size-sft-grpo-8-s0"]
+    assert "rl_train.grpo.enabled=true" in sets and "rl_train.grpo.enabled=false" not in sets
+    assert [s.split("=")[0] for s in sets].count("rl_train.grpo.enabled") == 1
 
 
 def _with_likelihood(run, trained_lp):
