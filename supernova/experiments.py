@@ -126,7 +126,12 @@ def queue_runs(runs: dict[str, list[str]], jobs: int, *, poll: float = 15.0) -> 
     running already is not queued again, so an interrupted study resumes where it stopped; failed
     runs stop with one line naming them and where their logs are."""
     done = set(exp_metrics(list(runs), missing_ok=True))
-    pending = set(pending_tasks(queue_status()))
+    state = queue_status()
+    for name in (n for n in runs if state.get(n) == "Stale"):
+        print(f"experiments: {name} is listed as running but no queue worker is; marked failed and queued again",
+              flush=True)
+        subprocess.run(["dvc", "queue", "kill", name], capture_output=True)
+    pending = set(pending_tasks(state))
     for name in runs:
         if name in done or name in pending:
             print(f"experiments: {name} {'finished before' if name in done else 'is on the queue'}; not queued again",
@@ -165,15 +170,17 @@ def own_code_env(env: dict[str, str] | None = None) -> dict[str, str]:
 
 def queue_state(text: str) -> dict[str, str]:
     """Name (or task id, for a task without a name) -> status of the tasks ``dvc queue status``
-    lists (columns: task, name, created, status)."""
+    lists (columns: task, name, created, status). A task listed as running while no worker is
+    active was left so by a worker that stopped (killed, or its machine restarted): ``Stale``."""
     import re
 
+    no_worker = re.search(r"^Worker status: 0 active", text, re.MULTILINE) is not None
     out = {}
     for line in text.splitlines():
         parts = line.split()
         if len(parts) >= 3 and parts[-1] in ("Queued", "Running", "Success", "Failed"):
             named = not re.match(r"^(\d{1,2}:\d{2}|[A-Z][a-z]{2}\b)", parts[1])
-            out[parts[1] if named else parts[0]] = parts[-1]
+            out[parts[1] if named else parts[0]] = "Stale" if no_worker and parts[-1] == "Running" else parts[-1]
     return out
 
 
@@ -188,12 +195,13 @@ def pending_tasks(state: dict[str, str]) -> list[str]:
 
 
 def wait_for_queue(names: list[str], poll: float) -> list[str]:
-    """Wait until no task is queued or running; the names among ``names`` that failed."""
+    """Wait until no task is queued or running; the names among ``names`` that failed, or whose
+    worker stopped while running them."""
     while True:
         state = queue_status()
         pending = pending_tasks(state)
         if not pending:
-            return [n for n in names if state.get(n) == "Failed"]
+            return [n for n in names if state.get(n) in ("Failed", "Stale")]
         print(f"experiments: {len(pending)} queued or running ({', '.join(sorted(pending)[:4])}"
               f"{', ...' if len(pending) > 4 else ''})", flush=True)
         time.sleep(poll)

@@ -237,6 +237,17 @@ def test_queue_status_is_read_by_name_or_task():
                                  "rl-size-mix-12-s1": "Failed"}
 
 
+def test_a_task_running_without_a_worker_is_stale_and_not_pending():
+    from supernova.experiments import pending_tasks, queue_state
+
+    text = ("Task     Name            Created    Status\n"
+            "4128bb3  rl-size-mix-48-s1  12:42 PM   Running\n"
+            "047ca1d  rl-size-mix-48-s2  12:42 PM   Queued\n\nWorker status: 0 active, 0 idle\n")
+    state = queue_state(text)
+    assert state == {"rl-size-mix-48-s1": "Stale", "rl-size-mix-48-s2": "Queued"}
+    assert pending_tasks(state) == ["rl-size-mix-48-s2"]
+
+
 def test_seed_table_gives_means_t_cis_and_a_paired_verdict():
     from supernova.experiments import seed_table
 
