@@ -669,7 +669,7 @@ def placement(ctx: Context) -> dict:
     on_cpu = item_losses(items, model, tok, PromptConfig(), device="cpu")
     placed = item_losses(items, model, tok, PromptConfig())
     device = str(next(model.parameters()).device)
-    chosen = select(items, placed, SFTSelectConfig(size=4))
+    chosen = select(items, placed, SFTSelectConfig(n_items=4))
     ctx.put("sft_loss", {"device": device, "selected": len(chosen),
                          "max_abs_loss_difference_vs_cpu": float(np.max(np.abs(placed["loss"] - on_cpu["loss"])))})
     here = GradientProxy(model_dir(ctx, "tiny"), PromptConfig(), layers=1)

@@ -88,22 +88,22 @@ class Study:
 #: GRPO, for the stage the theory contrasts it with), the RL study GRPO only.
 STUDIES: dict[str, Study] = {
     "sft-size": Study(
-        {f"sft-{n}": [f"sft_select.size={n}"] for n in (2, 4, 8, 16, 32, 64)}
-        | {"sft-grpo-8": ["sft_select.size=8", "rl_train.grpo.enabled=true"]},
+        {f"sft-{n}": [f"sft_select.n_items={n}"] for n in (2, 4, 8, 16, 32, 64)}
+        | {"sft-grpo-8": ["sft_select.n_items=8", "rl_train.grpo.enabled=true"]},
         SFT_ONLY, [("sft-8", "sft-64"), ("sft-2", "sft-8"), ("sft-grpo-8", "sft-8")],
         "SFT works best on a small set: the error is U-shaped in the set's size (optimum below the dimension)",
-        x="sft_select.size"),
+        x="sft_select.n_items"),
     "sft-order": Study(
         {"hardest": ["sft_select.order=hardest", "sft_select.band=[0.0,0.5]"],
          "random": ["sft_select.order=random", "sft_select.band=[0.0,1.0]"],
          "easiest": ["sft_select.order=easiest", "sft_select.band=[0.5,1.0]"]},
-        SFT_ONLY + ["sft_select.size=8"], [("hardest", "random"), ("hardest", "easiest")],
+        SFT_ONLY + ["sft_select.n_items=8"], [("hardest", "random"), ("hardest", "easiest")],
         "SFT works best on examples hard for the base model; easy ones dilute"),
     "sft-targets": Study(
         {"answer": ["sft_select.targets=answer"],
          "traced": TRACED,
          "answer-same-items": TRACED + ["sft_select.teach=answer"]},
-        SFT_ONLY + ["sft_select.size=8"], [("traced", "answer-same-items"), ("traced", "answer")],
+        SFT_ONLY + ["sft_select.n_items=8"], [("traced", "answer-same-items"), ("traced", "answer")],
         "process supervision (the reasoning as the target) beats the answer alone; the traces here are the "
         "base model's own reasoning (a chain-of-thought prompt, kept where the checker accepts its answer), "
         "and answer-same-items teaches the answer lines of the items that have one"),

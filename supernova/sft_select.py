@@ -49,7 +49,7 @@ class SFTSelectConfig:
     """params.yaml section ``sft_select``.
 
     Attributes:
-        size: items in the SFT set (small by design; sweep it with ``dvc exp run -S``).
+        n_items: items in the SFT set (small by design; sweep it with ``dvc exp run -S``).
         band: candidates' probe pass rate must lie in ``[low, high]``.
         score: ``loss`` or ``ifd`` — what "hard" means.
         diversity: group items by ``task``, ``skill`` or ``cluster`` (k-means on TF-IDF) and take
@@ -76,7 +76,7 @@ class SFTSelectConfig:
         teacher: the teacher model and its sampling settings (``targets: teacher``).
     """
 
-    size: int = 16
+    n_items: int = 16
     band: tuple[float, float] = (0.0, 0.5)
     score: str = "loss"
     diversity: str = "task"
@@ -98,8 +98,8 @@ class SFTSelectConfig:
             raise ParamsError(f"must be one of {ORDERS}", file="params.yaml", field="sft_select.order")
         if self.diversity not in DIVERSITY:
             raise ParamsError(f"must be one of {DIVERSITY}", file="params.yaml", field="sft_select.diversity")
-        if self.size < 1:
-            raise ParamsError("must be >= 1", file="params.yaml", field="sft_select.size")
+        if self.n_items < 1:
+            raise ParamsError("must be >= 1", file="params.yaml", field="sft_select.n_items")
         if self.pool not in POOLS:
             raise ParamsError(f"must be one of {POOLS}", file="params.yaml", field="sft_select.pool")
         if self.targets not in TARGETS:
@@ -207,7 +207,7 @@ def select(probed: pd.DataFrame, losses: pd.DataFrame, cfg: SFTSelectConfig) -> 
                          file=str(LOSSES), task=str(scored.loc[scored["loss"].isna(), "task"].iloc[0]),
                          field="uid")
     scored["sft_score"] = scored[cfg.score]
-    return round_robin(scored, groups(scored, cfg), cfg.size, cfg.per_group_cap, cfg.order, cfg.seed)
+    return round_robin(scored, groups(scored, cfg), cfg.n_items, cfg.per_group_cap, cfg.order, cfg.seed)
 
 
 def targeted(chosen: pd.DataFrame, found: dict[str, Found],
@@ -236,7 +236,7 @@ def manifest(cfg: SFTSelectConfig, chosen: pd.DataFrame, sft_set: pd.DataFrame, 
     selection chose, ``sft_set`` those of them with an accepted target (``target`` column),
     ``counts`` :func:`supernova.traces.with_targets`'s per-item counts."""
     out: dict[str, Any] = {
-        "size": int(len(sft_set)), "requested_size": cfg.size, "band": list(cfg.band), "score": cfg.score,
+        "size": int(len(sft_set)), "requested_size": cfg.n_items, "band": list(cfg.band), "score": cfg.score,
         "order": cfg.order,
         "diversity": cfg.diversity, "pool": cfg.pool, "candidates": int(candidates),
         "targets": cfg.targets, "teach": cfg.teach, "prompt_style": prompt_style,

@@ -191,7 +191,7 @@ def test_exp_run_of_an_rl_only_strategy_reruns_mix_and_after_and_a_repeated_vari
 def test_a_new_sft_size_reselects_without_a_new_loss_pass(ran, tmp_path):
     p = copy(ran, tmp_path / "p")
     params = yaml.safe_load((p / "params.yaml").read_text())
-    params["sft_select"]["size"] += 1
+    params["sft_select"]["n_items"] += 1
     (p / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     changed = json.loads(dvc(p, "status", "--json").stdout)
     assert "sft-select" in changed and "sft-loss" not in changed, changed

@@ -67,7 +67,7 @@ def test_experiment_table_lists_base_then_variants_with_cis_chance_and_parse_rat
 def test_sweep_variants_are_named_by_value():
     from supernova.experiments import sweep_variants
 
-    assert sweep_variants("sft_select.size=2,8") == {"size-2": ["sft_select.size=2"], "size-8": ["sft_select.size=8"]}
+    assert sweep_variants("sft_select.n_items=2,8") == {"n_items-2": ["sft_select.n_items=2"], "n_items-8": ["sft_select.n_items=8"]}
 
 
 def test_eval_report_keeps_every_number_a_scalar_for_dvc():
@@ -165,14 +165,14 @@ def test_the_teacher_forced_table_gives_seed_paired_differences_with_a_t_ci():
 def test_a_sweep_writes_one_plot_row_per_value_and_metric():
     from supernova.experiments import Study, sweep_rows
 
-    study = Study({"s-2": ["sft_select.size=2"], "s-8": ["sft_select.size=8"], "other": ["sft_select.size=8", "x=1"]},
-                  [], [], "claim", x="sft_select.size")
+    study = Study({"s-2": ["sft_select.n_items=2"], "s-8": ["sft_select.n_items=8"], "other": ["sft_select.n_items=8", "x=1"]},
+                  [], [], "claim", x="sft_select.n_items")
     results = {name: {s: _with_likelihood(eval_json(0.2, 0.3 + s / 10), -1.0 - s) for s in range(2)}
                for name in study.variants}
     rows = sweep_rows(results, study)
-    assert {r["sft_select.size"] for r in rows} == {2.0, 8.0} and {r["metric"] for r in rows} == {
+    assert {r["sft_select.n_items"] for r in rows} == {2.0, 8.0} and {r["metric"] for r in rows} == {
         "pass@1", "gold_logprob_token"}
-    p = next(r for r in rows if r["metric"] == "pass@1" and r["sft_select.size"] == 2.0)
+    p = next(r for r in rows if r["metric"] == "pass@1" and r["sft_select.n_items"] == 2.0)
     assert p["mean"] == pytest.approx(0.35) and p["ci_low"] < 0.35 < p["ci_high"] and p["seeds"] == 2
 
 

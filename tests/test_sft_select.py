@@ -1,5 +1,7 @@
 """sft-loss and sft-select: loss/IFD of every probed item, band filter, diversity across groups, manifest."""
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -42,7 +44,7 @@ def test_item_losses_cover_every_probed_item_in_its_schema(losses):
 
 
 def test_selection_respects_band_size_and_spreads_over_tasks(losses):
-    cfg = SFTSelectConfig(size=6, band=(0.0, 0.5))
+    cfg = SFTSelectConfig(n_items=6, band=(0.0, 0.5))
     out = select(probed(), losses, cfg)
     assert len(out) == 6 and out["pass_rate"].max() <= 0.5
     assert out["task"].value_counts().to_dict() == {"basic_arithmetic": 2, "family_relationships": 2, "syllogism": 2}
@@ -60,7 +62,7 @@ def test_selection_respects_band_size_and_spreads_over_tasks(losses):
 def test_a_candidate_without_a_loss_row_is_a_one_line_error(losses):
     with pytest.raises(InputError, match=r"data/sft_loss/losses.parquet: task \w+: field uid: 1 candidate\(s\) have no "
                                          r"loss row .*rerun sft-loss"):
-        select(probed(), losses.iloc[1:], SFTSelectConfig(size=6, band=(0.0, 1.0)))
+        select(probed(), losses.iloc[1:], SFTSelectConfig(n_items=6, band=(0.0, 1.0)))
 
 
 def test_highest_score_first_within_a_group():
@@ -96,10 +98,10 @@ def test_loss_is_higher_for_a_wrong_gold_answer(smol_model):
 
 
 def test_clusters_and_empty_band(losses):
-    out = select(probed(), losses, SFTSelectConfig(size=4, diversity="cluster", clusters=3, score="ifd"))
+    out = select(probed(), losses, SFTSelectConfig(n_items=4, diversity="cluster", clusters=3, score="ifd"))
     assert len(out) == 4
-    sft_set, counts = targeted(out, answer_found(out), SFTSelectConfig(size=4))
-    man = manifest(SFTSelectConfig(size=4), out, sft_set, counts, 20, "f", "h", prompt_style="direct")
+    sft_set, counts = targeted(out, answer_found(out), SFTSelectConfig(n_items=4))
+    man = manifest(SFTSelectConfig(n_items=4), out, sft_set, counts, 20, "f", "h", prompt_style="direct")
     assert man["size"] == 4 and sum(man["per_task"].values()) == 4 and len(man["items"]) == 4
     assert man["targets"] == "answer" and all(i["target"].startswith("The answer is: (") for i in man["items"])
     with pytest.raises(InputError, match="sft_select.band"):
@@ -112,8 +114,23 @@ def test_the_selection_is_the_same_whatever_the_targets(losses):
     data = probed()
     data["correct_samples"] = [[f"Because.\nThe answer is: ({a})"] * int(c) for a, c in zip(data["answer"],
                                                                                          data["correct"])]
-    chosen = {t: select(data, losses, SFTSelectConfig(size=6, targets=t))
+    chosen = {t: select(data, losses, SFTSelectConfig(n_items=6, targets=t))
               for t in ("answer", "self")}
     assert chosen["answer"]["uid"].tolist() == chosen["self"]["uid"].tolist()
-    traced, _ = targeted(chosen["self"], self_found(chosen["self"]), SFTSelectConfig(size=6, targets="self"))
+    traced, _ = targeted(chosen["self"], self_found(chosen["self"]), SFTSelectConfig(n_items=6, targets="self"))
     assert traced["uid"].tolist() == chosen["self"].loc[chosen["self"]["correct"] > 0, "uid"].tolist()
+
+
+def test_dvc_run_cache_tells_sft_set_sizes_apart():
+    from dvc.stage.cache import _get_cache_hash
+
+    from supernova.io import read_yaml
+
+    def key(sft_select):
+        return _get_cache_hash({"cmd": "python stages/sft_select.py", "outs": [],
+                                "params": {"params.yaml": {"sft_select": sft_select}}}, key=True)
+
+    # DVC drops every key named size from a run-cache key, params included
+    assert key({"size": 2}) == key({"size": 64})
+    assert key({"n_items": 2}) != key({"n_items": 64})
+    assert "size" not in read_yaml(Path(__file__).resolve().parents[1] / "params.yaml")["sft_select"]

@@ -99,7 +99,7 @@ def test_a_teacher_run_with_the_tiny_model_writes_only_accepted_traces(tiny_mode
     (project / "mixture.yaml").write_text(yaml.safe_dump({"tasks": [{"task": "echo"}]}))
     params = {"prompt": {"style": "cot", "system": ""}, "generation": {"backend": "transformers", "batch_size": 1},
               "score": {"tasks": ["echo"]},
-              "sft_select": {"size": 3, "band": [0.0, 1.0], "targets": "teacher",
+              "sft_select": {"n_items": 3, "band": [0.0, 1.0], "targets": "teacher",
                              "teacher": {"model": teacher.model, "n": teacher.n, "temperature": teacher.temperature,
                                          "max_new_tokens": teacher.max_new_tokens, "seed": teacher.seed}}}
     (project / "params.yaml").write_text(yaml.safe_dump(params))
