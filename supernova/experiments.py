@@ -121,12 +121,13 @@ def params_committed() -> bool:
 
 def queue_runs(runs: dict[str, list[str]], jobs: int, *, poll: float = 15.0) -> None:
     """Every run not finished yet on DVC's experiment queue (``dvc exp run --queue -n <name>``, on
-    top of the committed params), then ``dvc queue start -j <jobs>``, and wait until the queue is
-    empty. A run that finished before (its named experiment has metrics/eval.json) or is queued or
+    top of the committed params), then ``dvc queue start -j <jobs>`` unless a worker is running
+    already (it takes them), and wait until the queue is empty. A run that finished before (its named experiment has metrics/eval.json) or is queued or
     running already is not queued again, so an interrupted study resumes where it stopped; failed
     runs stop with one line naming them and where their logs are."""
     done = set(exp_metrics(list(runs), missing_ok=True))
-    state = queue_status()
+    text = queue_text()
+    state = queue_state(text)
     for name in (n for n in runs if state.get(n) == "Stale"):
         print(f"experiments: {name} is listed as running but no queue worker is; marked failed and queued again",
               flush=True)
@@ -145,7 +146,10 @@ def queue_runs(runs: dict[str, list[str]], jobs: int, *, poll: float = 15.0) -> 
     subprocess.run(["git", "checkout", "HEAD", "--", "params.yaml"], check=True)
     if len(done) == len(runs):
         return
-    subprocess.run(["dvc", "queue", "start", "-j", str(jobs)], check=True, env=own_code_env())
+    if active_workers(queue_text()):   # a running worker takes the new tasks; a second would share its cores
+        print("experiments: a queue worker is running already; it runs these runs too", flush=True)
+    else:
+        subprocess.run(["dvc", "queue", "start", "-j", str(jobs)], check=True, env=own_code_env())
     failed = wait_for_queue(list(runs), poll)
     if failed:
         raise SystemExit(f"experiments: {len(failed)} run(s) failed: {', '.join(failed)} "
@@ -174,7 +178,7 @@ def queue_state(text: str) -> dict[str, str]:
     active was left so by a worker that stopped (killed, or its machine restarted): ``Stale``."""
     import re
 
-    no_worker = re.search(r"^Worker status: 0 active", text, re.MULTILINE) is not None
+    no_worker = active_workers(text) == 0
     out = {}
     for line in text.splitlines():
         parts = line.split()
@@ -184,9 +188,21 @@ def queue_state(text: str) -> dict[str, str]:
     return out
 
 
+def active_workers(text: str) -> int | None:
+    """How many queue workers ``dvc queue status`` says are active (None: it does not say)."""
+    import re
+
+    found = re.search(r"^Worker status: (\d+) active", text, re.MULTILINE)
+    return int(found.group(1)) if found else None
+
+
+def queue_text() -> str:
+    return subprocess.run(["dvc", "queue", "status"], capture_output=True, text=True).stdout
+
+
 def queue_status() -> dict[str, str]:
     """:func:`queue_state` of ``dvc queue status`` now."""
-    return queue_state(subprocess.run(["dvc", "queue", "status"], capture_output=True, text=True).stdout)
+    return queue_state(queue_text())
 
 
 def pending_tasks(state: dict[str, str]) -> list[str]:

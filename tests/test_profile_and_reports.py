@@ -237,8 +237,8 @@ def test_queue_status_is_read_by_name_or_task():
                                  "rl-size-mix-12-s1": "Failed"}
 
 
-def test_a_task_running_without_a_worker_is_stale_and_not_pending():
-    from supernova.experiments import pending_tasks, queue_state
+def test_a_task_running_without_a_worker_is_stale_and_not_pending_and_workers_are_counted():
+    from supernova.experiments import active_workers, pending_tasks, queue_state
 
     text = ("Task     Name            Created    Status\n"
             "4128bb3  rl-size-mix-48-s1  12:42 PM   Running\n"
@@ -246,6 +246,8 @@ def test_a_task_running_without_a_worker_is_stale_and_not_pending():
     state = queue_state(text)
     assert state == {"rl-size-mix-48-s1": "Stale", "rl-size-mix-48-s2": "Queued"}
     assert pending_tasks(state) == ["rl-size-mix-48-s2"]
+    assert active_workers(text) == 0 and active_workers(text.replace(": 0 active", ": 1 active")) == 1
+    assert active_workers("Task  Name  Created  Status\n") is None
 
 
 def test_seed_table_gives_means_t_cis_and_a_paired_verdict():
