@@ -123,8 +123,9 @@ def queue_runs(runs: dict[str, list[str]], jobs: int, *, poll: float = 15.0) -> 
     """Every run not finished yet on DVC's experiment queue (``dvc exp run --queue -n <name>``, on
     top of the committed params), then ``dvc queue start -j <jobs>`` unless a worker is running
     already (it takes them), and wait until the queue is empty. A run that finished before (its
-    named experiment has metrics/eval.json) or is queued or running already is not queued again, so an interrupted study resumes where it stopped; failed
-    runs stop with one line naming them and where their logs are."""
+    named experiment has metrics/eval.json) or is queued or running already is not queued again,
+    so an interrupted study resumes where it stopped; failed runs stop with one line naming them
+    and where their logs are."""
     done = set(exp_metrics(list(runs), missing_ok=True))
     text = queue_text()
     state = queue_state(text)
