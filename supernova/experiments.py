@@ -37,6 +37,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -177,8 +178,6 @@ def queue_state(text: str) -> dict[str, str]:
     """Name (or task id, for a task without a name) -> status of the tasks ``dvc queue status``
     lists (columns: task, name, created, status). A task listed as running while no worker is
     active was left so by a worker that stopped (killed, or its machine restarted): ``Stale``."""
-    import re
-
     no_worker = active_workers(text) == 0
     out = {}
     for line in text.splitlines():
@@ -191,8 +190,6 @@ def queue_state(text: str) -> dict[str, str]:
 
 def active_workers(text: str) -> int | None:
     """How many queue workers ``dvc queue status`` says are active (None: it does not say)."""
-    import re
-
     found = re.search(r"^Worker status: (\d+) active", text, re.MULTILINE)
     return int(found.group(1)) if found else None
 
@@ -272,8 +269,9 @@ def seeded(variants: dict[str, list[str]], seeds: list[int], fixed: list[str], p
     def merged(*groups: list[str]) -> list[str]:
         out: dict[str, str] = {}
         for s in (s for g in groups for s in g):
-            out.pop(s.split("=", 1)[0], None)
-            out[s.split("=", 1)[0]] = s
+            key = s.split("=", 1)[0]
+            out.pop(key, None)   # re-inserted last, in the order the run's sets are applied
+            out[key] = s
         return list(out.values())
 
     return {run_name(name, seed, prefix): merged(fixed, variants[name], [f"{key}={seed}" for key in SEED_KEYS])
