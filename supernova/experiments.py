@@ -152,7 +152,7 @@ def queue_runs(runs: dict[str, list[str]], jobs: int, *, poll: float = 15.0) -> 
         print("experiments: a queue worker is running already; it runs these runs too", flush=True)
     else:
         subprocess.run(["dvc", "queue", "start", "-j", str(jobs)], check=True, env=own_code_env())
-    failed = wait_for_queue(list(runs), poll)
+    failed = wait_for_queue(list(runs), poll, jobs)
     if failed:
         raise SystemExit(f"experiments: {len(failed)} run(s) failed: {', '.join(failed)} "
                          "(`dvc queue logs <name>` shows each one's output)")
@@ -208,17 +208,30 @@ def pending_tasks(state: dict[str, str]) -> list[str]:
     return [n for n, st in state.items() if st in ("Queued", "Running")]
 
 
-def wait_for_queue(names: list[str], poll: float) -> list[str]:
+def wait_for_queue(names: list[str], poll: float, jobs: int = 1) -> list[str]:
     """Wait until no task is queued or running; the names among ``names`` that failed, or whose
-    worker stopped while running them."""
+    worker stopped while running them. Tasks left queued with no worker active at two polls in a
+    row (a worker stopped between tasks) get a new one (``dvc queue start -j <jobs>``)."""
+    idle = 0
     while True:
-        state = queue_status()
+        text = queue_text()
+        state = queue_state(text)
         pending = pending_tasks(state)
         if not pending:
             return [n for n in names if state.get(n) in ("Failed", "Stale")]
+        idle = idle + 1 if needs_worker(text) else 0
+        if idle >= 2:
+            print("experiments: tasks are queued and no queue worker is active; starting one", flush=True)
+            subprocess.run(["dvc", "queue", "start", "-j", str(jobs)], check=True, env=own_code_env())
+            idle = 0
         print(f"experiments: {len(pending)} queued or running ({', '.join(sorted(pending)[:4])}"
               f"{', ...' if len(pending) > 4 else ''})", flush=True)
         time.sleep(poll)
+
+
+def needs_worker(text: str) -> bool:
+    """``dvc queue status`` lists a queued task and says no worker is active."""
+    return active_workers(text) == 0 and "Queued" in queue_state(text).values()
 
 
 def exp_metrics(names: list[str], *, missing_ok: bool = False) -> dict[str, dict[str, Any]]:

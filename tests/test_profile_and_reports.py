@@ -250,6 +250,17 @@ def test_a_task_running_without_a_worker_is_stale_and_not_pending_and_workers_ar
     assert active_workers("Task  Name  Created  Status\n") is None
 
 
+def test_a_queued_task_with_no_active_worker_needs_one():
+    from supernova.experiments import needs_worker
+
+    queued = ("Task     Name            Created    Status\n"
+              "047ca1d  rl-size-mix-48-s2  12:42 PM   Queued\n\nWorker status: 0 active, 0 idle\n")
+    assert needs_worker(queued)
+    assert not needs_worker(queued.replace(": 0 active", ": 1 active"))
+    assert not needs_worker(queued.replace("Queued", "Success"))
+    assert not needs_worker(queued.replace("Worker status: 0 active, 0 idle", ""))
+
+
 def test_seed_table_gives_means_t_cis_and_a_paired_verdict():
     from supernova.experiments import seed_table
 
