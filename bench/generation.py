@@ -42,7 +42,7 @@ def workload():
 
     convs = []
     for name in ("syllogism", "basic_arithmetic", "family_relationships", "leg_counting"):
-        [t] = load_entry({"kind": "reasoning_gym", "name": name, "size": 16, "format": "mcq"}, "x", 0)
+        [t] = load_entry({"kind": "reasoning_gym", "name": name, "n_items": 16, "format": "mcq"}, "x", 0)
         convs += [messages(it.to_row(), PromptConfig()) for it in t.items[:PROMPTS // 4]]
     return convs
 

@@ -43,7 +43,7 @@ def items():
 
     frames = []
     for name in ("syllogism", "family_relationships", "basic_arithmetic", "leg_counting"):
-        [t] = load_entry({"kind": "reasoning_gym", "name": name, "size": 16, "format": "mcq"}, "x", 0)
+        [t] = load_entry({"kind": "reasoning_gym", "name": name, "n_items": 16, "format": "mcq"}, "x", 0)
         frames.append(items_frame(t.items))
     return pd.concat(frames, ignore_index=True)
 

@@ -102,9 +102,25 @@ def declared_sections(pipeline: str | Path = PIPELINE_FILE) -> set[str]:
     return names
 
 
+#: Keys that DVC's run-cache leaves out of a stage's key at any depth, params included
+#: (``dvc.stage.cache._get_cache_hash`` drops a file's ``size`` and ``nfiles``): after a change
+#: to a param of that name, ``dvc repro`` would restore the outputs of another value's run.
+RUN_CACHE_BLIND = ("size", "nfiles")
+
+
+def run_cache_blind(data: Any, where: str = "") -> list[str]:
+    """The params paths in ``data`` whose last key is one of :data:`RUN_CACHE_BLIND`."""
+    if isinstance(data, dict):
+        return [p for k, v in data.items() for p in
+                ([f"{where}{k}"] if k in RUN_CACHE_BLIND else []) + run_cache_blind(v, f"{where}{k}.")]
+    if isinstance(data, list):
+        return [p for i, v in enumerate(data) for p in run_cache_blind(v, f"{where[:-1]}[{i}].")]
+    return []
+
+
 def load_params(path: str | Path = PARAMS_FILE) -> dict[str, Any]:
     """params.yaml as a dict; with a dvc.yaml beside it, every top-level section must be one that
-    a stage declares."""
+    a stage declares, and no key may be one DVC's run-cache ignores (:data:`RUN_CACHE_BLIND`)."""
     p = Path(path)
     if not p.exists():
         raise ParamsError("not found (run from the project root)", file=str(p))
@@ -118,6 +134,10 @@ def load_params(path: str | Path = PARAMS_FILE) -> dict[str, Any]:
         if unknown:
             raise ParamsError(f"unknown section; no stage in dvc.yaml reads it (known: {sorted(known)})",
                               file=str(p), field=unknown[0])
+        blind = run_cache_blind(data)
+        if blind:
+            raise ParamsError("DVC's run-cache ignores a key of this name, so changing it would restore another "
+                              "value's outputs; item counts are called n_items", file=str(p), field=blind[0])
     return data
 
 

@@ -250,7 +250,7 @@ CASES = [
 ]
 
 # Entries that are each fine but wrong together: (case, sources, targets, expectation)
-RG_LEGS = {"kind": "reasoning_gym", "name": "leg_counting", "size": 4}
+RG_LEGS = {"kind": "reasoning_gym", "name": "leg_counting", "n_items": 4}
 SUPERNI_TASK = str(FIXTURES / "superni" / "task9001_country_capital_mini.json")
 TOGETHER = [
     ("the same source twice, with different fields", [GOOD_SOURCE, {**GOOD_SOURCE, "few_shot": 1}], [GOOD_TARGET],
@@ -260,14 +260,14 @@ TOGETHER = [
     ("the same source twice, its path spelled another way",
      [GOOD_SOURCE, {**GOOD_SOURCE, "path": str(FIXTURES / "bbh" / ".." / "superni")}], [GOOD_TARGET],
      Err(PARAMS, "task9001_country_capital_mini", "ingest.sources[1]", "task defined twice", ParamsError)),
-    ("the same generator twice, with different sizes", [RG_LEGS, {**RG_LEGS, "size": 6}], [GOOD_TARGET],
+    ("the same generator twice, with different sizes", [RG_LEGS, {**RG_LEGS, "n_items": 6}], [GOOD_TARGET],
      Err(PARAMS, "leg_counting", "ingest.sources[1]", "task defined twice: ingest.sources[1] reads it from "
          "reasoning_gym:leg_counting, ingest.sources[0] from reasoning_gym:leg_counting", ParamsError)),
     ("a source that is also a target", [GOOD_SOURCE], [GOOD_TARGET, {**GOOD_SOURCE, "few_shot": 1}],
      Err(PARAMS, "task9001_country_capital_mini", "ingest.targets[1]",
          f"a task cannot be both a source and a target: ingest.targets[1] reads it from {SUPERNI_TASK}, "
          f"ingest.sources[0] from {SUPERNI_TASK}", ParamsError)),
-    ("a generator that is also a target", [RG_LEGS], [{**RG_LEGS, "size": 6}],
+    ("a generator that is also a target", [RG_LEGS], [{**RG_LEGS, "n_items": 6}],
      Err(PARAMS, "leg_counting", "ingest.targets[0]", "a task cannot be both a source and a target", ParamsError)),
 ]
 

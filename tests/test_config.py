@@ -120,6 +120,29 @@ def test_a_misspelled_top_level_section_is_refused(tmp_path):
     assert "evaluate" in load_params(tmp_path / "params.yaml")
 
 
+def test_dvc_run_cache_ignores_a_key_named_size_so_params_may_not_use_one(tmp_path):
+    import shutil
+
+    from dvc.stage.cache import _get_cache_hash
+
+    from supernova.config import load_params
+
+    def key(params):
+        return _get_cache_hash({"cmd": "python s.py", "params": {"params.yaml": params}, "outs": []}, key=True)
+
+    # the reason: two values of a param named size give one run-cache key, two of n_items do not
+    assert key({"sft_select": {"size": 2}}) == key({"sft_select": {"size": 64}})
+    assert key({"sft_select": {"n_items": 2}}) != key({"sft_select": {"n_items": 64}})
+    root = Path(__file__).resolve().parents[1]
+    shutil.copy(root / "dvc.yaml", tmp_path / "dvc.yaml")
+    text = (root / "params.yaml").read_text()
+    assert "size:" not in text.replace("_size:", "")
+    (tmp_path / "params.yaml").write_text(text.replace("name: aiw, n_items: 96", "name: aiw, size: 96"))
+    with pytest.raises(ParamsError) as e:
+        load_params(tmp_path / "params.yaml")
+    assert "field ingest.sources[3].size: DVC's run-cache ignores a key of this name" in str(e.value)
+
+
 def test_model_section_goes_through_the_config_layer():
     from supernova.model import ModelConfig
 

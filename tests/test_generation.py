@@ -79,7 +79,7 @@ def test_an_explicit_backend_that_is_missing_is_a_one_line_error(tiny_model, mon
 def fixed_prompt_set():
     convs = []
     for name in ("syllogism", "basic_arithmetic", "family_relationships", "leg_counting"):
-        [t] = load_entry({"kind": "reasoning_gym", "name": name, "size": 8, "format": "mcq", "seed": 11}, "x", 0)
+        [t] = load_entry({"kind": "reasoning_gym", "name": name, "n_items": 8, "format": "mcq", "seed": 11}, "x", 0)
         convs += [messages(it.to_row(), PromptConfig()) for it in t.items]
     return convs
 

@@ -14,7 +14,7 @@ from supernova.sources import load_entry
 
 
 def items(n=8):
-    [t] = load_entry({"kind": "reasoning_gym", "name": "syllogism", "size": n, "format": "mcq"}, "x", 0)
+    [t] = load_entry({"kind": "reasoning_gym", "name": "syllogism", "n_items": n, "format": "mcq"}, "x", 0)
     return items_frame(t.items)
 
 

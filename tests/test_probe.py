@@ -31,7 +31,7 @@ def test_band_and_k_are_validated():
 
 
 def test_probe_on_the_real_model_is_reproducible(smol_model):
-    [t] = load_entry({"kind": "reasoning_gym", "name": "syllogism", "size": 12, "format": "mcq"}, "x", 0)
+    [t] = load_entry({"kind": "reasoning_gym", "name": "syllogism", "n_items": 12, "format": "mcq"}, "x", 0)
     items = items_frame(t.items)
     cfg = ProbeConfig(n=4, max_new_tokens=12, k=(1, 4), seed=3)
     gen = HFGenerator(smol_model, GenerationConfig(backend="transformers", batch_size=12))

@@ -14,7 +14,7 @@ from supernova.sources import load_entry
 
 
 def frame(name, n, seed=0):
-    [t] = load_entry({"kind": "reasoning_gym", "name": name, "size": n, "format": "exact", "seed": seed}, "x", 0)
+    [t] = load_entry({"kind": "reasoning_gym", "name": name, "n_items": n, "format": "exact", "seed": seed}, "x", 0)
     return items_frame(t.items)
 
 

@@ -19,7 +19,7 @@ from supernova.traces import answer_found, self_found
 def probed():
     frames = []
     for name in ("syllogism", "basic_arithmetic", "family_relationships"):
-        [t] = load_entry({"kind": "reasoning_gym", "name": name, "size": 8, "format": "mcq"}, "x", 0)
+        [t] = load_entry({"kind": "reasoning_gym", "name": name, "n_items": 8, "format": "mcq"}, "x", 0)
         df = items_frame(t.items)
         df["n"], df["correct"] = 4, [i % 5 for i in range(len(df))]
         df["correct"] = df["correct"].clip(upper=4)

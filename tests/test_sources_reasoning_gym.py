@@ -5,15 +5,15 @@ from supernova.sources import load_entry
 
 
 def test_generator_entry_gives_items_with_skill_and_format():
-    [t] = load_entry({"kind": "reasoning_gym", "name": "syllogism", "size": 12, "format": "mcq"}, "x", 0)
+    [t] = load_entry({"kind": "reasoning_gym", "name": "syllogism", "n_items": 12, "format": "mcq"}, "x", 0)
     assert t.task == "syllogism" and t.format == "mcq_labels" and len(t.items) == 12
     assert t.items[0].skill == "logic" and t.items[0].choices == ["No", "Yes"]
-    [again] = load_entry({"kind": "reasoning_gym", "name": "syllogism", "size": 12, "format": "mcq"}, "x", 0)
+    [again] = load_entry({"kind": "reasoning_gym", "name": "syllogism", "n_items": 12, "format": "mcq"}, "x", 0)
     assert [i.uid for i in again.items] == [i.uid for i in t.items]
 
 
 def test_rename_cap_and_config():
-    [t] = load_entry({"kind": "reasoning_gym", "name": "basic_arithmetic", "task": "arith_easy", "size": 10,
+    [t] = load_entry({"kind": "reasoning_gym", "name": "basic_arithmetic", "task": "arith_easy", "n_items": 10,
                       "max_items": 4, "config": {"min_terms": 2, "max_terms": 2}}, "x", 0)
     assert t.task == "arith_easy" and len(t.items) == 4 and t.format == "numeric"
 

@@ -187,7 +187,7 @@ def test_given_maps_a_bigbench_key(tmp_path):
 
 
 def mcq_items(n: int = 3) -> pd.DataFrame:
-    [t] = load_entry({"kind": "reasoning_gym", "name": "basic_arithmetic", "size": 8, "format": "mcq"}, "x", 0)
+    [t] = load_entry({"kind": "reasoning_gym", "name": "basic_arithmetic", "n_items": 8, "format": "mcq"}, "x", 0)
     return items_frame(t.items).head(n)
 
 

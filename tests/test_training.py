@@ -16,7 +16,7 @@ from supernova.training.sft import run_sft, sft_dataset
 
 def items(name="syllogism", n=8):
     """Items with their answer lines as SFT targets (GRPO reads the item columns only)."""
-    [t] = load_entry({"kind": "reasoning_gym", "name": name, "size": n, "format": "mcq"}, "x", 0)
+    [t] = load_entry({"kind": "reasoning_gym", "name": name, "n_items": n, "format": "mcq"}, "x", 0)
     df = items_frame(t.items)
     return df.assign(target=[gold_completion(r) for r in df.to_dict("records")])
 

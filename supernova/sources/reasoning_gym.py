@@ -22,7 +22,7 @@ def generator_category(name: str) -> str:
     return parts[1] if len(parts) > 2 else "general"
 
 
-@register("reasoning_gym", {"name": None, "task": None, "size": 64, "config": {}})
+@register("reasoning_gym", {"name": None, "task": None, "n_items": 64, "config": {}})
 def load(entry: dict[str, Any], seed: int) -> list[TaskItems]:
     import reasoning_gym
     from reasoning_gym.factory import DATASETS
@@ -34,7 +34,7 @@ def load(entry: dict[str, Any], seed: int) -> list[TaskItems]:
     task = check_task_name(entry["task"] or name)
     config = dict(entry["config"] or {})
     try:
-        ds = reasoning_gym.create_dataset(name, size=int(entry["size"]), seed=int(seed), **config)
+        ds = reasoning_gym.create_dataset(name, size=int(entry["n_items"]), seed=int(seed), **config)
     except (TypeError, ValueError, AssertionError) as e:
         raise ParamsError(f"generator rejected its config: {e}", file="params.yaml", task=task,
                           field="config") from None
