@@ -1,7 +1,5 @@
 """sft-loss and sft-select: loss/IFD of every probed item, band filter, diversity across groups, manifest."""
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -120,17 +118,3 @@ def test_the_selection_is_the_same_whatever_the_targets(losses):
     traced, _ = targeted(chosen["self"], self_found(chosen["self"]), SFTSelectConfig(n_items=6, targets="self"))
     assert traced["uid"].tolist() == chosen["self"].loc[chosen["self"]["correct"] > 0, "uid"].tolist()
 
-
-def test_dvc_run_cache_tells_sft_set_sizes_apart():
-    from dvc.stage.cache import _get_cache_hash
-
-    from supernova.io import read_yaml
-
-    def key(sft_select):
-        return _get_cache_hash({"cmd": "python stages/sft_select.py", "outs": [],
-                                "params": {"params.yaml": {"sft_select": sft_select}}}, key=True)
-
-    # DVC drops every key named size from a run-cache key, params included
-    assert key({"size": 2}) == key({"size": 64})
-    assert key({"n_items": 2}) != key({"n_items": 64})
-    assert "size" not in read_yaml(Path(__file__).resolve().parents[1] / "params.yaml")["sft_select"]
