@@ -27,3 +27,19 @@ def test_rename_cap_and_config():
 def test_bad_entries_name_the_field(entry, field):
     with pytest.raises(ParamsError, match=field):
         load_entry(entry, "x", 0)
+
+
+def test_items_are_the_same_under_any_hash_seed_of_the_calling_process():
+    """isomorphic_strings iterates over sets of characters: made in the calling process, its items
+    follow that process's PYTHONHASHSEED."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("from supernova.sources import load_entry\n"
+            "[t] = load_entry({'kind': 'reasoning_gym', 'name': 'isomorphic_strings', 'n_items': 8,"
+            " 'config': {'min_string_length': 2, 'max_string_length': 4}}, 'x', 0)\n"
+            "print([i.uid for i in t.items])")
+    uids = {h: subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True,
+                              env={**os.environ, "PYTHONHASHSEED": h}).stdout for h in ("1", "2", "0")}
+    assert uids["1"] == uids["2"] == uids["0"] and uids["0"].count(",") == 7

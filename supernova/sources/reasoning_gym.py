@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import logging
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 from ..errors import ParamsError
@@ -22,9 +26,46 @@ def generator_category(name: str) -> str:
     return parts[1] if len(parts) > 2 else "general"
 
 
+#: The hash seed the generators run under (``PYTHONHASHSEED``).
+HASH_SEED = "0"
+
+
+def generate(name: str, n_items: int, seed: int, config: dict[str, Any]) -> list[tuple[str, Any]]:
+    """(question, answer) of the generator's items. Some generators iterate over sets of strings
+    (``isomorphic_strings``), whose order follows the process's hash seed, so the same ``seed``
+    gives other items in another process; the items are made in a process whose
+    ``PYTHONHASHSEED`` is :data:`HASH_SEED` (this one, where it has it)."""
+    if os.environ.get("PYTHONHASHSEED") == HASH_SEED:
+        return _rows(name, n_items, seed, config)
+    return _fixed_hash_pool().submit(_rows, name, n_items, seed, config).result()
+
+
+def _rows(name: str, n_items: int, seed: int, config: dict[str, Any]) -> list[tuple[str, Any]]:
+    import reasoning_gym
+
+    ds = reasoning_gym.create_dataset(name, size=n_items, seed=seed, **config)
+    return [(ds[i]["question"], ds[i].get("answer")) for i in range(len(ds))]
+
+
+@functools.cache
+def _fixed_hash_pool() -> ProcessPoolExecutor:
+    """One worker process, started with ``PYTHONHASHSEED`` set to :data:`HASH_SEED` and kept for
+    later calls."""
+    previous = os.environ.get("PYTHONHASHSEED")
+    os.environ["PYTHONHASHSEED"] = HASH_SEED
+    try:
+        pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+        pool.submit(int).result()  # start the worker while the variable is set
+    finally:
+        if previous is None:
+            del os.environ["PYTHONHASHSEED"]
+        else:
+            os.environ["PYTHONHASHSEED"] = previous
+    return pool
+
+
 @register("reasoning_gym", {"name": None, "task": None, "n_items": 64, "config": {}})
 def load(entry: dict[str, Any], seed: int) -> list[TaskItems]:
-    import reasoning_gym
     from reasoning_gym.factory import DATASETS
 
     name = entry["name"]
@@ -34,18 +75,16 @@ def load(entry: dict[str, Any], seed: int) -> list[TaskItems]:
     task = check_task_name(entry["task"] or name)
     config = dict(entry["config"] or {})
     try:
-        ds = reasoning_gym.create_dataset(name, size=int(entry["n_items"]), seed=int(seed), **config)
+        rows = generate(name, int(entry["n_items"]), int(seed), config)
     except (TypeError, ValueError, AssertionError) as e:
         raise ParamsError(f"generator rejected its config: {e}", file="params.yaml", task=task,
                           field="config") from None
     examples, skipped = [], {}
-    for i in progress(range(len(ds)), f"reasoning_gym {name}", "item"):
-        row = ds[i]
-        if row.get("answer") is None:  # validator-scored generators have no single gold answer
+    for i, (question, answer) in enumerate(progress(rows, f"reasoning_gym {name}", "item")):
+        if answer is None:  # validator-scored generators have no single gold answer
             skipped["no_gold_answer"] = skipped.get("no_gold_answer", 0) + 1
             continue
-        examples.append(RawExample(question=row["question"], answers=[str(row["answer"])],
-                                   meta={"generator": name, "index": i}))
+        examples.append(RawExample(question=question, answers=[str(answer)], meta={"generator": name, "index": i}))
     skill = entry["skill"] or generator_category(name)
     return [build_task(examples, entry, source=f"reasoning_gym:{name}", task=task, skill=skill,
                        origin=f"reasoning_gym:{name}", skipped=skipped)]
