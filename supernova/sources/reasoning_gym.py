@@ -6,6 +6,7 @@ import functools
 import logging
 import multiprocessing
 import os
+import sys
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
@@ -34,8 +35,8 @@ def generate(name: str, n_items: int, seed: int, config: dict[str, Any]) -> list
     """(question, answer) of the generator's items. Some generators iterate over sets of strings
     (``isomorphic_strings``), whose order follows the process's hash seed, so the same ``seed``
     gives other items in another process; the items are made in a process whose
-    ``PYTHONHASHSEED`` is :data:`HASH_SEED` (this one, where it has it)."""
-    if os.environ.get("PYTHONHASHSEED") == HASH_SEED:
+    ``PYTHONHASHSEED`` is :data:`HASH_SEED` (this one, where it started with it)."""
+    if sys.flags.hash_randomization == 0:
         return _rows(name, n_items, seed, config)
     return _fixed_hash_pool().submit(_rows, name, n_items, seed, config).result()
 
