@@ -198,11 +198,6 @@ def queue_text() -> str:
     return subprocess.run(["dvc", "queue", "status"], capture_output=True, text=True).stdout
 
 
-def queue_status() -> dict[str, str]:
-    """:func:`queue_state` of ``dvc queue status`` now."""
-    return queue_state(queue_text())
-
-
 def pending_tasks(state: dict[str, str]) -> list[str]:
     """The tasks of a :func:`queue_state` that are queued or running."""
     return [n for n, st in state.items() if st in ("Queued", "Running")]

@@ -27,15 +27,11 @@ def generator_category(name: str) -> str:
     return parts[1] if len(parts) > 2 else "general"
 
 
-#: The hash seed the generators run under (``PYTHONHASHSEED``).
-HASH_SEED = "0"
-
-
 def generate(name: str, n_items: int, seed: int, config: dict[str, Any]) -> list[tuple[str, Any]]:
     """(question, answer) of the generator's items. Some generators iterate over sets of strings
     (``isomorphic_strings``), whose order follows the process's hash seed, so the same ``seed``
-    gives other items in another process; the items are made in a process whose
-    ``PYTHONHASHSEED`` is :data:`HASH_SEED` (this one, where it started with it)."""
+    gives other items in another process; the items are made in a process started with
+    ``PYTHONHASHSEED=0``, hash randomization off (this one, where it started so)."""
     if sys.flags.hash_randomization == 0:
         return _rows(name, n_items, seed, config)
     return _fixed_hash_pool().submit(_rows, name, n_items, seed, config).result()
@@ -50,10 +46,9 @@ def _rows(name: str, n_items: int, seed: int, config: dict[str, Any]) -> list[tu
 
 @functools.cache
 def _fixed_hash_pool() -> ProcessPoolExecutor:
-    """One worker process, started with ``PYTHONHASHSEED`` set to :data:`HASH_SEED` and kept for
-    later calls."""
+    """One worker process, started with ``PYTHONHASHSEED=0`` and kept for later calls."""
     previous = os.environ.get("PYTHONHASHSEED")
-    os.environ["PYTHONHASHSEED"] = HASH_SEED
+    os.environ["PYTHONHASHSEED"] = "0"
     try:
         pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
         pool.submit(int).result()  # start the worker while the variable is set
