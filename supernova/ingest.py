@@ -50,7 +50,8 @@ class IngestConfig:
         sources: candidate source tasks, a list of ``{kind: ..., ...}`` entries.
         targets: target sub-tasks (the benchmark), same entry form; each task is one sub-task.
         target_dev_size: items per sub-task in the dev split (utility is measured there), when the
-            benchmark gives no split of its own (BBEH's mini set is its dev split, kept whole).
+            benchmark gives no split of its own (BBEH's mini set is its dev split, kept whole); at
+            most half a sub-task's items, or all that ``target_test_size`` leaves where that is more.
         target_test_size: items per sub-task in the test split (``null``: all the rest); of a
             benchmark's own test split, a seeded draw of that many.
         decontam_ngram: a source item sharing any word n-gram of this length with a target item
@@ -210,7 +211,9 @@ def _split(t: TaskItems, cfg: IngestConfig, seed: int) -> tuple[list[Item], list
     if len(items) < 2:
         raise InputError(f"a target sub-task needs at least 2 items for a dev and a test split, has {len(items)}",
                          file=t.origin, task=t.task)
-    n_dev = min(cfg.target_dev_size, len(items) // 2)
+    # dev gets half the items, or more where the test split still gets all target_test_size of its own
+    room = len(items) // 2 if cfg.target_test_size is None else max(len(items) // 2, len(items) - cfg.target_test_size)
+    n_dev = min(cfg.target_dev_size, room)
     test = items[n_dev:] if cfg.target_test_size is None else items[n_dev:n_dev + cfg.target_test_size]
     return items[:n_dev], test
 

@@ -215,3 +215,18 @@ def test_role_is_for_targets_only():
     src = {**cfg().sources[0], "role": "eval"}
     with pytest.raises(ParamsError, match=r"ingest.sources\[0\].role"):
         ingest(cfg(sources=[src]), seed=0, prompt=PromptConfig())
+
+
+def test_dev_split_takes_what_the_test_split_leaves_beyond_half_the_items(tiny_model):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_model)
+    rows = [[f"target question {i}", str(i)] for i in range(12)]
+    target = [{"kind": "memory", "task": "tgt", "format": "exact", "rows": rows}]
+    sizes = {}
+    for dev, test in ((8, 4), (8, 8), (16, None)):
+        res = ingest(cfg(targets=target, target_dev_size=dev, target_test_size=test), seed=0, prompt=PromptConfig(),
+                     tokenizer=tok, context_length=2048)
+        assert not set(res.dev["uid"]) & set(res.test["uid"])
+        sizes[dev, test] = (len(res.dev), len(res.test))
+    assert sizes == {(8, 4): (8, 4), (8, 8): (6, 6), (16, None): (6, 6)}
