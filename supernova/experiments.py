@@ -17,12 +17,13 @@ not change (the utility runs, for instance) are restored from DVC's run-cache, n
 
 Mixing variants: the strategies ``all``, ``random``, ``macro``, ``micro`` and ``micro`` with the
 anti-prior intervention by default; ``bottom``, the tasks the ranking puts last, on request. In
-the default mode SFT stays on with one SFT set for every variant (``sft_select.pool=scored``:
-drawn from every scored task, not from the mixture), so the variants differ only in the RL
-mixture; ``--mode paper`` turns SFT off (SuperNova's comparison is RL only). Studies
-(:data:`STUDIES`) are the theory's claims: the SFT set's size, hard versus random versus easy
-items, answer lines versus reasoning traces (SFT only: the SFT-only model is rl-train's output,
-evaluated like any other), and the RL mixture's size (GRPO only).
+the default mode the variants train as params.yaml says, with one SFT set for every variant where
+SFT is on (``sft_select.pool=scored``: drawn from every scored task, not from the mixture), so the
+variants differ only in the RL mixture; ``--mode paper`` turns SFT off whatever params.yaml says
+(SuperNova's comparison is RL only). Studies (:data:`STUDIES`) are the theory's claims: the SFT
+set's size, hard versus random versus easy items, answer lines versus reasoning traces (SFT only,
+turned on whatever params.yaml says: the SFT-only model is rl-train's output, evaluated like any
+other), and the RL mixture's size (GRPO only).
 
 The tables (from each experiment's metrics/eval.json in ``dvc exp show --json``) give, per target
 sub-task and for the mean over sub-tasks, each variant's mean pass@k over seeds with a 95%
@@ -65,7 +66,7 @@ MODES: dict[str, list[str]] = {
 SEED_KEYS = ("rl_train.grpo.seed", "rl_train.sft.seed", "mix.seed", "sft_select.seed", "sft_select.teacher.seed")
 #: The paired differences reported (first minus second; "base" is the untrained model).
 CONTRASTS = [("micro", "macro"), ("macro", "bottom")]
-SFT_ONLY = ["rl_train.grpo.enabled=false", "sft_select.pool=scored"]
+SFT_ONLY = ["rl_train.sft.enabled=true", "rl_train.grpo.enabled=false", "sft_select.pool=scored"]
 #: SFT targets sampled from the base model itself under a chain-of-thought prompt.
 TRACED = ["sft_select.targets=teacher", "sft_select.teacher.model=embedded:SmolLM2-135M-Instruct",
           "sft_select.teacher.style=cot", "sft_select.teacher.n=8", "sft_select.teacher.max_new_tokens=128"]

@@ -352,3 +352,25 @@ def test_the_decision_file_and_the_last_screen_say_whether_to_trust_the_run():
                for line in lines)
     assert lines[-1] == ("Trained vs base vs chance (pass@1, mean over sub-tasks, %): 30.0 vs 20.0 vs 25.0; gain "
                          "10.0 [2.0, 18.0] (separable from 0); trained - chance 5.0")
+
+
+@pytest.mark.parametrize("study", ["sft-size", "sft-order", "sft-targets", "rl-size"])
+def test_every_study_run_trains_the_phases_its_study_is_about_on_the_committed_params(study):
+    from supernova.config import from_section
+    from supernova.experiments import STUDIES, seeded
+    from supernova.rl_train import RLTrainConfig
+
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    for name, sets in seeded(STUDIES[study].variants, [0], STUDIES[study].fixed, study).items():
+        section = yaml.safe_load(yaml.safe_dump(params["rl_train"]))
+        for s in (s for s in sets if s.startswith("rl_train.")):
+            key, value = s.split("=", 1)
+            *path, leaf = key.split(".")[1:]
+            node = section
+            for part in path:
+                node = node[part]
+            node[leaf] = yaml.safe_load(value)
+        cfg = from_section(RLTrainConfig, {"rl_train": section}, "rl_train")
+        # the SFT studies train SFT (sft-grpo-8 then GRPO too), the RL study GRPO alone
+        assert cfg.sft.enabled is study.startswith("sft-"), name
+        assert cfg.grpo.enabled is (study == "rl-size" or name.endswith("sft-grpo-8-s0")), name
