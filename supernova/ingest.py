@@ -211,11 +211,12 @@ def _split(t: TaskItems, cfg: IngestConfig, seed: int) -> tuple[list[Item], list
     if len(items) < 2:
         raise InputError(f"a target sub-task needs at least 2 items for a dev and a test split, has {len(items)}",
                          file=t.origin, task=t.task)
-    # dev gets half the items, or more where the test split still gets all target_test_size of its own
+    # dev gets half the items, or more where the test split still gets all target_test_size of its own;
+    # test is taken from the end, so a new target_dev_size moves no test item while the test split is full
     room = len(items) // 2 if cfg.target_test_size is None else max(len(items) // 2, len(items) - cfg.target_test_size)
     n_dev = min(cfg.target_dev_size, room)
-    test = items[n_dev:] if cfg.target_test_size is None else items[n_dev:n_dev + cfg.target_test_size]
-    return items[:n_dev], test
+    n_test = len(items) - n_dev if cfg.target_test_size is None else min(cfg.target_test_size, len(items) - n_dev)
+    return items[:n_dev], items[len(items) - n_test:]
 
 
 def ingest(cfg: IngestConfig, *, seed: int, prompt: PromptConfig, tokenizer=None,

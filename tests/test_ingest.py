@@ -230,3 +230,14 @@ def test_dev_split_takes_what_the_test_split_leaves_beyond_half_the_items(tiny_m
         assert not set(res.dev["uid"]) & set(res.test["uid"])
         sizes[dev, test] = (len(res.dev), len(res.test))
     assert sizes == {(8, 4): (8, 4), (8, 8): (6, 6), (16, None): (6, 6)}
+
+
+def test_test_split_keeps_its_items_when_the_dev_size_changes(tiny_model):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_model)
+    rows = [[f"target question {i}", str(i)] for i in range(12)]
+    target = [{"kind": "memory", "task": "tgt", "format": "exact", "rows": rows}]
+    tests = [set(ingest(cfg(targets=target, target_dev_size=dev, target_test_size=4), seed=0, prompt=PromptConfig(),
+                        tokenizer=tok, context_length=2048).test["uid"]) for dev in (2, 5, 8)]
+    assert len(tests[0]) == 4 and tests[0] == tests[1] == tests[2]
