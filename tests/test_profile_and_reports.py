@@ -1,5 +1,6 @@
 """Params profiles (deep merge, every profile valid) and the experiments table."""
 
+import copy
 import os
 import shutil
 import subprocess
@@ -362,7 +363,7 @@ def test_every_study_run_trains_the_phases_its_study_is_about_on_the_committed_p
 
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     for name, sets in seeded(STUDIES[study].variants, [0], STUDIES[study].fixed, study).items():
-        section = yaml.safe_load(yaml.safe_dump(params["rl_train"]))
+        section = copy.deepcopy(params["rl_train"])
         for s in (s for s in sets if s.startswith("rl_train.")):
             key, value = s.split("=", 1)
             *path, leaf = key.split(".")[1:]
